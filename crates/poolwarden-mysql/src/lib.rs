@@ -1,0 +1,1 @@
+//! MySQL/MariaDB manager for poolwarden (work in progress).

@@ -1,0 +1,286 @@
+//! Opening connections: at most `max_connecting` at once, only when
+//! checkouts (or `min_idle`) need them, with jittered exponential backoff
+//! after failures that resets on the first success; waiting checkouts fail
+//! fast while the server is down (F2, F9, F11).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{SemaphorePermit, TryAcquireError};
+
+use crate::clock::{self, Tick};
+use crate::config::WhenUnavailable;
+use crate::error::{PoolError, SharedError};
+use crate::health::{self, Meta};
+use crate::manager::{ErrorClass, Manager};
+use crate::observe::Event;
+use crate::pool::Shared;
+use crate::slots::{Idle, State};
+
+/// Counts a checkout as waiting while it lives.
+struct Waiting<'a, M: Manager>(&'a Shared<M>);
+
+impl<'a, M: Manager> Waiting<'a, M> {
+    fn new(shared: &'a Shared<M>) -> Self {
+        shared.state.lock().waiting += 1;
+        Waiting(shared)
+    }
+}
+
+impl<M: Manager> Drop for Waiting<'_, M> {
+    fn drop(&mut self) {
+        self.0.state.lock().waiting -= 1;
+    }
+}
+
+/// A reserved connect: `State::connecting` counts it until it becomes an
+/// open connection or is dropped (the connect failed, timed out, or the
+/// task was cancelled). No path loses the reservation.
+pub(crate) struct Reservation<M: Manager> {
+    shared: Arc<Shared<M>>,
+    armed: bool,
+}
+
+impl<M: Manager> Drop for Reservation<M> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.state.lock().connect_abandoned();
+            self.shared.wake.notify_waiters();
+        }
+    }
+}
+
+/// The delay before the next connect after `failures` failures in a row:
+/// `min * 2^(failures-1)`, capped at `max`, then a random point in its
+/// upper half ("equal jitter").
+pub(crate) fn backoff(min: Duration, max: Duration, failures: u32, random: f64) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    let base = min.saturating_mul(1u32 << exp).min(max);
+    base / 2 + (base / 2).mul_f64(random.clamp(0.0, 1.0))
+}
+
+impl<M: Manager> Shared<M> {
+    /// Wait for a permit (an idle connection), starting connects as needed.
+    ///
+    /// The semaphore's `acquire` future is created once and kept across
+    /// wake-ups, so the checkout keeps its place in the FIFO queue (F7).
+    pub(crate) async fn wait_for_idle(
+        self: &Arc<Self>,
+        deadline: tokio::time::Instant,
+    ) -> Result<SemaphorePermit<'_>, PoolError> {
+        match self.sem.try_acquire() {
+            Ok(p) => return Ok(p),
+            Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let _waiting = Waiting::new(self);
+        let acquire = self.sem.acquire();
+        tokio::pin!(acquire);
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let retry_at = self.plan_connects(true)?;
+            tokio::select! {
+                biased;
+                permit = &mut acquire => return permit.map_err(|_| PoolError::Closed),
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(retry_at.map_or(deadline, Tick::to_tokio)), if retry_at.is_some() => {}
+            }
+        }
+    }
+
+    /// Start the connects that waiting checkouts and `min_idle` need, within
+    /// `max_open`, `max_connecting` and the backoff. Returns when to look
+    /// again if a backoff holds connects back.
+    ///
+    /// # Errors
+    /// For a waiting checkout (`for_waiter`): fail fast when the pool has no
+    /// connection and connecting fails (F2, F11).
+    pub(crate) fn plan_connects(self: &Arc<Self>, for_waiter: bool) -> Result<Option<Tick>, PoolError> {
+        let now = clock::now();
+        let mut to_start = 0;
+        let (retry_at, fail) = {
+            let mut st = self.state.lock();
+            if st.closed {
+                return Err(PoolError::Closed);
+            }
+            let demand = self.demand(&st);
+            let backoff_over = st.connect.next_attempt.is_none_or(|t| now >= t);
+            if backoff_over {
+                while st.connecting < demand.min(self.cfg.max_connecting) && st.reserve_connect() {
+                    to_start += 1;
+                }
+                if to_start > 0 {
+                    // One round of attempts per backoff period.
+                    if st.connect.failures > 0 {
+                        st.connect.next_attempt = Some(now.plus(self.next_backoff(&st)));
+                    }
+                }
+            }
+            let retry_at = st.connect.next_attempt.filter(|t| *t > now && demand > 0);
+            let fail = if for_waiter { self.fail_fast(&st) } else { None };
+            (retry_at, fail)
+        };
+        for _ in 0..to_start {
+            self.start_connect();
+        }
+        match fail {
+            Some(e) => Err(e),
+            None => Ok(retry_at),
+        }
+    }
+
+    /// Connects wanted: one per waiting checkout beyond those in flight,
+    /// plus the `min_idle` shortfall.
+    fn demand(&self, st: &State<M::Connection>) -> u32 {
+        let idle = st.idle.len() as u32;
+        let unserved = st.waiting.saturating_sub(idle);
+        let min_idle_shortfall = self.cfg.min_idle.saturating_sub(idle);
+        unserved.max(min_idle_shortfall)
+    }
+
+    fn next_backoff(&self, st: &State<M::Connection>) -> Duration {
+        if st.connect.fatal {
+            return self.cfg.fatal_retry_interval;
+        }
+        backoff(
+            self.cfg.connect_backoff_min,
+            self.cfg.connect_backoff_max,
+            st.connect.failures,
+            fastrand::f64(),
+        )
+    }
+
+    /// The error a waiting checkout fails with at once, if any: the pool
+    /// holds no connection and the last connect failed (F2, F11).
+    fn fail_fast(&self, st: &State<M::Connection>) -> Option<PoolError> {
+        if st.open > 0 || st.connect.failures == 0 {
+            return None;
+        }
+        let source: SharedError = st.connect.last_error.clone()?;
+        if st.connect.fatal {
+            Some(PoolError::Fatal { source })
+        } else if self.cfg.when_unavailable == WhenUnavailable::FailFast {
+            Some(PoolError::Unavailable { source })
+        } else {
+            None
+        }
+    }
+
+    /// Reserve room for one connect now, if the limits allow.
+    pub(crate) fn reserve(self: &Arc<Self>) -> Option<Reservation<M>> {
+        self.state.lock().reserve_connect().then(|| Reservation {
+            shared: Arc::clone(self),
+            armed: true,
+        })
+    }
+
+    /// Spawn one connect; the caller reserved it.
+    fn start_connect(self: &Arc<Self>) {
+        let reservation = Reservation {
+            shared: Arc::clone(self),
+            armed: true,
+        };
+        let shared = Arc::clone(self);
+        let spawned = self.spawn(async move { shared.connect_one(reservation).await });
+        if !spawned {
+            tracing::error!(pool = %self.cfg.name, "no tokio runtime to open connections on");
+        }
+    }
+
+    pub(crate) async fn connect_one(self: Arc<Self>, mut reservation: Reservation<M>) {
+        let started = clock::now();
+        let result =
+            tokio::time::timeout(self.cfg.connect_timeout, self.manager.connect()).await;
+        let now = clock::now();
+        match result {
+            Ok(Ok(conn)) => {
+                reservation.armed = false;
+                self.opened(conn, started, now);
+            }
+            Ok(Err(e)) => {
+                let class = self.manager.classify(&e);
+                self.connect_failed(Arc::new(e), class, now);
+            }
+            Err(_) => {
+                let e = ConnectTimeout(self.cfg.connect_timeout);
+                self.connect_failed(Arc::new(e), ErrorClass::Keep, now);
+            }
+        }
+        drop(reservation);
+        // More waiters may need more connections (or the backoff changed).
+        let _ = self.plan_connects(false);
+    }
+
+    fn opened(&self, conn: M::Connection, started: Tick, now: Tick) {
+        let facts = self.manager.facts(&conn);
+        let server_limit = facts.server_idle_timeout.map(health::server_limit);
+        let generation = self.generation.load(Relaxed);
+        let (slot, id) = {
+            let mut st = self.state.lock();
+            st.connect.failures = 0;
+            st.connect.fatal = false;
+            st.connect.last_error = None;
+            st.connect.next_attempt = None;
+            st.opened()
+        };
+        let meta = Meta {
+            id,
+            slot,
+            created: now,
+            retire_at: health::retire_at(&self.cfg, now, fastrand::f64()),
+            generation,
+            last_ok: now,
+            last_io: now,
+            idle_since: now,
+            server_idle_timeout: facts.server_idle_timeout,
+            server_limit,
+            keepalive: health::keepalive_period(&self.cfg, server_limit, fastrand::f64()),
+        };
+        self.counters.created.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.created.increment(1);
+            self.metrics.connect.record(now.since(started).as_secs_f64());
+        }
+        tracing::debug!(pool = %self.cfg.name, connection_id = id, took_ms = now.since(started).as_millis() as u64, "connection opened");
+        self.emit(Event::Connected {
+            connection_id: id,
+            took: now.since(started),
+        });
+        self.put_idle(Idle { conn, meta });
+    }
+
+    fn connect_failed(&self, error: SharedError, class: ErrorClass, now: Tick) {
+        let consecutive = {
+            let mut st = self.state.lock();
+            st.connect.failures += 1;
+            st.connect.fatal = class == ErrorClass::Fatal;
+            st.connect.last_error = Some(Arc::clone(&error));
+            let delay = self.next_backoff(&st);
+            st.connect.next_attempt = Some(now.plus(delay));
+            st.connect.failures
+        };
+        self.counters.connect_failures.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.connect_errors.increment(1);
+        if class == ErrorClass::Fatal {
+            tracing::error!(pool = %self.cfg.name, error = %error, "connecting failed and retrying will not help; fix the connection settings");
+        } else {
+            tracing::warn!(pool = %self.cfg.name, error = %error, consecutive, "connecting failed; retrying with backoff");
+        }
+        self.emit(Event::ConnectFailed {
+            error: &*error,
+            class,
+            consecutive,
+        });
+        self.wake.notify_waiters();
+    }
+}
+
+/// A connect that took longer than `connect_timeout` (F10).
+#[derive(Debug, thiserror::Error)]
+#[error("connecting took longer than connect_timeout ({0:?}); is the server reachable?")]
+pub struct ConnectTimeout(pub Duration);

@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod builder;
+mod checkout;
+mod clock;
+mod config;
+mod connect;
+mod error;
+mod guard;
+mod health;
+mod leaks;
+mod lifecycle;
+mod maintain;
+mod manager;
+mod observe;
+mod pool;
+mod recycle;
+mod slots;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+pub use builder::{Builder, StartError};
+pub use config::{IdleOrder, PoolConfig, WhenUnavailable};
+pub use connect::ConnectTimeout;
+pub use error::{BuildError, PoolError, SharedError, TimeoutError};
+pub use guard::PooledConnection;
+pub use manager::{ConnectionFacts, ErrorClass, Manager, Probe};
+pub use observe::{Event, InvalidationCause, Observer};
+pub use pool::Pool;
+pub use status::{CheckoutInfo, CloseReason, ClosedCounts, PoolStatus};

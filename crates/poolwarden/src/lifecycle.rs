@@ -1,0 +1,87 @@
+//! Starting and stopping a pool: `warm_up` and `close`.
+
+use crate::error::PoolError;
+use crate::manager::Manager;
+use crate::pool::Pool;
+use crate::status::CloseReason;
+use std::sync::Arc;
+
+impl<M: Manager> Pool<M> {
+    /// Open connections until `min_idle` (at least one) are idle, now.
+    ///
+    /// # Errors
+    /// The first connect failure: [`PoolError::Fatal`] for settings the
+    /// server rejects (F11), [`PoolError::Unavailable`] otherwise.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a connect cut short is abandoned and nothing is leaked.
+    pub async fn warm_up(&self) -> Result<(), PoolError> {
+        let shared = &self.shared;
+        shared.start_maintenance();
+        let want = shared.cfg.min_idle.max(1);
+        loop {
+            let (idle, fail) = {
+                let st = shared.state.lock();
+                let fail = (st.connect.failures > 0)
+                    .then(|| (st.connect.fatal, st.connect.last_error.clone()));
+                (st.idle.len() as u32, fail)
+            };
+            if let Some((fatal, Some(source))) = fail {
+                return Err(if fatal {
+                    PoolError::Fatal { source }
+                } else {
+                    PoolError::Unavailable { source }
+                });
+            }
+            if idle >= want {
+                return Ok(());
+            }
+            let Some(reservation) = shared.reserve() else {
+                return Ok(()); // at max_open already
+            };
+            Arc::clone(shared).connect_one(reservation).await;
+        }
+    }
+
+    /// Close the pool: stop handing out connections (waiting and new
+    /// checkouts fail with [`PoolError::Closed`]), close idle connections,
+    /// then wait up to `close_timeout` for checked-out ones to come back and
+    /// close them as they do.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the pool is closed as soon as this is first polled;
+    /// dropping the future only stops the waiting for returns.
+    pub async fn close(&self) {
+        let shared = &self.shared;
+        let idle: Vec<_> = {
+            let mut st = shared.state.lock();
+            st.closed = true;
+            st.idle.drain(..).collect()
+        };
+        shared.sem.close();
+        shared.wake.notify_waiters();
+        for conn in idle {
+            shared.close_conn(conn, CloseReason::PoolClosed);
+        }
+        let deadline = tokio::time::Instant::now() + shared.cfg.close_timeout;
+        loop {
+            let notified = shared.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (open, held) = {
+                let st = shared.state.lock();
+                (st.open, st.in_use())
+            };
+            if open == 0 {
+                return;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(pool = %shared.cfg.name, open, held, "close: connections still checked out after close_timeout; they will be closed when returned");
+                    return;
+                }
+            }
+        }
+    }
+}

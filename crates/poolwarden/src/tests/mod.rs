@@ -1,0 +1,1 @@
+//! Unit tests with a scripted manager and a paused clock.
