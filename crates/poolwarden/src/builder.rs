@@ -209,14 +209,29 @@ pub(crate) fn validate(c: &PoolConfig) -> Result<(), BuildError> {
         });
     }
     if let Some(life) = c.max_lifetime {
-        longer("max_lifetime", life, "validation_timeout", c.validation_timeout)?;
+        longer(
+            "max_lifetime",
+            life,
+            "validation_timeout",
+            c.validation_timeout,
+        )?;
         longer("max_lifetime", life, "connect_timeout", c.connect_timeout)?;
     }
     if let Some(idle) = c.idle_timeout {
-        longer("idle_timeout", idle, "validation_bypass", c.validation_bypass)?;
+        longer(
+            "idle_timeout",
+            idle,
+            "validation_bypass",
+            c.validation_bypass,
+        )?;
     }
     if let Some(k) = c.keepalive_interval {
-        longer("keepalive_interval", k, "validation_timeout", c.validation_timeout)?;
+        longer(
+            "keepalive_interval",
+            k,
+            "validation_timeout",
+            c.validation_timeout,
+        )?;
     }
     if let Some(t) = c.leak_threshold {
         positive("leak_threshold", t)?;

@@ -40,12 +40,8 @@ impl<M: Manager> Shared<M> {
             let id = st.register(&idle.meta, location, now);
             (idle, id)
         };
-        let mut decision = health::at_checkout(
-            &idle.meta,
-            now,
-            self.generation.load(Relaxed),
-            &self.cfg,
-        );
+        let mut decision =
+            health::at_checkout(&idle.meta, now, self.generation.load(Relaxed), &self.cfg);
         if idle.meta.generation < self.fork_generation.load(Relaxed) {
             // Inherited from the parent process: do not even probe it (F8).
             decision = AtCheckout::Retire(CloseReason::Forked);
@@ -59,7 +55,10 @@ impl<M: Manager> Shared<M> {
                 }
             }
         }
-        (PooledConnection::new(self, idle, checkout_id, now), decision)
+        (
+            PooledConnection::new(self, idle, checkout_id, now),
+            decision,
+        )
     }
 
     /// Hand a checked connection out.
@@ -216,7 +215,8 @@ impl<M: Manager> Shared<M> {
         self.counters.timeouts.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         self.metrics.timeouts.increment(1);
-        let status = self.status();
+        let mut status = self.status();
+        status.waiting += 1; // this checkout was waiting too
         #[cfg(feature = "metrics")]
         self.metrics.gauges(&status);
         let (holders, last_connect_error) = {

@@ -22,7 +22,10 @@ impl Tick {
 
     /// `self + d`, saturating.
     pub(crate) fn plus(self, d: Duration) -> Tick {
-        Tick(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+        Tick(
+            self.0
+                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        )
     }
 
     /// The tokio instant for this tick, to sleep until it.

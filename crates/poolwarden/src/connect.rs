@@ -98,7 +98,10 @@ impl<M: Manager> Shared<M> {
     /// # Errors
     /// For a waiting checkout (`for_waiter`): fail fast when the pool has no
     /// connection and connecting fails (F2, F11).
-    pub(crate) fn plan_connects(self: &Arc<Self>, for_waiter: bool) -> Result<Option<Tick>, PoolError> {
+    pub(crate) fn plan_connects(
+        self: &Arc<Self>,
+        for_waiter: bool,
+    ) -> Result<Option<Tick>, PoolError> {
         let now = clock::now();
         let mut to_start = 0;
         let (retry_at, fail) = {
@@ -120,7 +123,11 @@ impl<M: Manager> Shared<M> {
                 }
             }
             let retry_at = st.connect.next_attempt.filter(|t| *t > now && demand > 0);
-            let fail = if for_waiter { self.fail_fast(&st) } else { None };
+            let fail = if for_waiter {
+                self.fail_fast(&st)
+            } else {
+                None
+            };
             (retry_at, fail)
         };
         for _ in 0..to_start {
@@ -156,7 +163,9 @@ impl<M: Manager> Shared<M> {
     /// The error a waiting checkout fails with at once, if any: the pool
     /// holds no connection and the last connect failed (F2, F11).
     fn fail_fast(&self, st: &State<M::Connection>) -> Option<PoolError> {
-        if st.open > 0 || st.connect.failures == 0 {
+        // An attempt in flight may be the one that finds the server back:
+        // wait for its outcome rather than fail with a stale error.
+        if st.open > 0 || st.connect.failures == 0 || st.connecting > 0 {
             return None;
         }
         let source: SharedError = st.connect.last_error.clone()?;
@@ -192,8 +201,7 @@ impl<M: Manager> Shared<M> {
 
     pub(crate) async fn connect_one(self: Arc<Self>, mut reservation: Reservation<M>) {
         let started = clock::now();
-        let result =
-            tokio::time::timeout(self.cfg.connect_timeout, self.manager.connect()).await;
+        let result = tokio::time::timeout(self.cfg.connect_timeout, self.manager.connect()).await;
         let now = clock::now();
         match result {
             Ok(Ok(conn)) => {
@@ -243,7 +251,9 @@ impl<M: Manager> Shared<M> {
         #[cfg(feature = "metrics")]
         {
             self.metrics.created.increment(1);
-            self.metrics.connect.record(now.since(started).as_secs_f64());
+            self.metrics
+                .connect
+                .record(now.since(started).as_secs_f64());
         }
         tracing::debug!(pool = %self.cfg.name, connection_id = id, took_ms = now.since(started).as_millis() as u64, "connection opened");
         self.emit(Event::Connected {
@@ -251,6 +261,7 @@ impl<M: Manager> Shared<M> {
             took: now.since(started),
         });
         self.put_idle(Idle { conn, meta });
+        self.wake.notify_waiters();
     }
 
     fn connect_failed(&self, error: SharedError, class: ErrorClass, now: Tick) {

@@ -124,7 +124,9 @@ pub enum BuildError {
     #[error("max_size is 0: a pool needs at least one connection; set max_size to 1 or more")]
     ZeroSize,
     /// `min_idle` cannot exceed `max_size`.
-    #[error("min_idle ({min_idle}) is above max_size ({max_size}); lower min_idle or raise max_size")]
+    #[error(
+        "min_idle ({min_idle}) is above max_size ({max_size}); lower min_idle or raise max_size"
+    )]
     MinIdleAboveMax {
         /// The configured `min_idle`.
         min_idle: u32,

@@ -134,7 +134,10 @@ impl<M: Manager> PooledConnection<M> {
     /// Take the connection out of the pool for good. The pool forgets it and
     /// may open another in its place.
     pub fn detach(mut this: Self) -> M::Connection {
-        let idle = this.inner.take().expect("a live guard holds its connection");
+        let idle = this
+            .inner
+            .take()
+            .expect("a live guard holds its connection");
         {
             let mut st = this.shared.state.lock();
             st.unregister(idle.meta.slot);

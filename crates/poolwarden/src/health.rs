@@ -101,7 +101,10 @@ fn must_retire(meta: &Meta, now: Tick, generation: u64) -> Option<CloseReason> {
     if meta.retire_at.is_some_and(|at| now >= at) {
         return Some(CloseReason::Lifetime);
     }
-    if meta.server_limit.is_some_and(|limit| now.since(meta.last_io) >= limit) {
+    if meta
+        .server_limit
+        .is_some_and(|limit| now.since(meta.last_io) >= limit)
+    {
         return Some(CloseReason::ServerIdleTimeout);
     }
     None

@@ -20,11 +20,14 @@ impl<M: Manager> Pool<M> {
         shared.start_maintenance();
         let want = shared.cfg.min_idle.max(1);
         loop {
-            let (idle, fail) = {
+            let notified = shared.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (idle, connecting, fail) = {
                 let st = shared.state.lock();
                 let fail = (st.connect.failures > 0)
                     .then(|| (st.connect.fatal, st.connect.last_error.clone()));
-                (st.idle.len() as u32, fail)
+                (st.idle.len() as u32, st.connecting, fail)
             };
             if let Some((fatal, Some(source))) = fail {
                 return Err(if fatal {
@@ -35,6 +38,10 @@ impl<M: Manager> Pool<M> {
             }
             if idle >= want {
                 return Ok(());
+            }
+            if idle + connecting >= want {
+                notified.await; // a connect in flight will settle it
+                continue;
             }
             let Some(reservation) = shared.reserve() else {
                 return Ok(()); // at max_open already

@@ -19,9 +19,7 @@ use crate::status::CloseReason;
 impl<M: Manager> Shared<M> {
     /// Start the maintenance task once, on the first runtime that needs it.
     pub(crate) fn start_maintenance(self: &Arc<Self>) {
-        if self.maintenance_started.load(Relaxed)
-            || self.maintenance_started.swap(true, Relaxed)
-        {
+        if self.maintenance_started.load(Relaxed) || self.maintenance_started.swap(true, Relaxed) {
             return;
         }
         let weak = Arc::downgrade(self);

@@ -29,9 +29,9 @@ use std::panic::Location;
 use std::time::Duration;
 
 use crate::manager::ErrorClass;
-use crate::status::CheckoutInfo;
 #[cfg(feature = "metrics")]
-use crate::status::{CloseReason, PoolStatus};
+use crate::status::PoolStatus;
+use crate::status::{CheckoutInfo, CloseReason};
 
 /// Why the pool retired every older connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -117,10 +117,7 @@ impl<M: Manager> Shared<M> {
     /// as one invalidation, not one per dead connection.
     pub(crate) fn invalidate(&self, seen_on_generation: Option<u64>, cause: InvalidationCause) {
         let new = match seen_on_generation {
-            Some(g) => match self
-                .generation
-                .compare_exchange(g, g + 1, Relaxed, Relaxed)
-            {
+            Some(g) => match self.generation.compare_exchange(g, g + 1, Relaxed, Relaxed) {
                 Ok(_) => g + 1,
                 Err(_) => return,
             },
@@ -141,7 +138,12 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn check_fork(&self) {
         let pid = std::process::id();
         let old = self.pid.load(Relaxed);
-        if pid != old && self.pid.compare_exchange(old, pid, Relaxed, Relaxed).is_ok() {
+        if pid != old
+            && self
+                .pid
+                .compare_exchange(old, pid, Relaxed, Relaxed)
+                .is_ok()
+        {
             let generation = self.generation.fetch_add(1, Relaxed) + 1;
             self.fork_generation.store(generation, Relaxed);
             self.counters.invalidations.fetch_add(1, Relaxed);
@@ -216,7 +218,9 @@ impl<M: Manager> Pool<M> {
     /// it goes on in the background and its connection goes to the next
     /// waiter or to the idle set. Nothing is lost.
     #[track_caller]
-    pub fn get(&self) -> impl std::future::Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
+    pub fn get(
+        &self,
+    ) -> impl std::future::Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
         let location = std::panic::Location::caller();
         let timeout = self.shared.cfg.checkout_timeout;
         async move { self.shared.checkout(location, timeout).await }

@@ -229,7 +229,10 @@ impl<C> State<C> {
     /// Check the invariants (tests and debug builds).
     #[cfg(test)]
     pub(crate) fn debug_check(&self) {
-        assert!(self.open + self.connecting <= self.max_open, "over max_open");
+        assert!(
+            self.open + self.connecting <= self.max_open,
+            "over max_open"
+        );
         assert_eq!(
             self.free.len() as u32 + self.open,
             self.max_open,
