@@ -30,13 +30,13 @@ impl<M: Manager> Shared<M> {
         self: &Arc<Self>,
         location: &'static Location<'static>,
         now: Tick,
-    ) -> (PooledConnection<M>, AtCheckout) {
+    ) -> Option<(PooledConnection<M>, AtCheckout)> {
         let (mut idle, checkout_id) = {
             let mut st = self.state.lock();
-            // A permit stands for exactly one idle connection (slots.rs).
-            let idle = st
-                .pop_idle(self.cfg.idle_order)
-                .expect("a checkout permit always has an idle connection behind it");
+            // A permit stands for exactly one idle connection (slots.rs),
+            // except when `close()` drained the idle set under a permit
+            // already granted: then there is nothing to claim.
+            let idle = st.pop_idle(self.cfg.idle_order)?;
             let id = st.register(&idle.meta, location, now);
             (idle, id)
         };
@@ -55,10 +55,7 @@ impl<M: Manager> Shared<M> {
                 }
             }
         }
-        (
-            PooledConnection::new(self, idle, checkout_id, now),
-            decision,
-        )
+        Some((PooledConnection::new(self, idle, checkout_id, now), decision))
     }
 
     /// Hand a checked connection out.
@@ -92,13 +89,12 @@ impl<M: Manager> Shared<M> {
                 Ok(permit) => {
                     permit.forget();
                     let now = clock::now();
-                    let (guard, decision) = self.claim(location, now);
-                    if decision == AtCheckout::Use {
+                    pending = self.claim(location, now);
+                    if let Some((guard, AtCheckout::Use)) = pending {
                         #[cfg(feature = "metrics")]
                         self.metrics.wait.record(0.0);
                         return Ok(self.hand_out(guard, now));
                     }
-                    pending = Some((guard, decision));
                 }
                 Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
                 Err(TryAcquireError::NoPermits) => {}
@@ -127,7 +123,9 @@ impl<M: Manager> Shared<M> {
             Ok(permit) => {
                 permit.forget();
                 let now = clock::now();
-                let (guard, decision) = self.claim(location, now);
+                let Some((guard, decision)) = self.claim(location, now) else {
+                    return Err(PoolError::Closed);
+                };
                 match decision {
                     AtCheckout::Use => Ok(self.hand_out(guard, now)),
                     AtCheckout::Retire(reason) => {
@@ -169,7 +167,10 @@ impl<M: Manager> Shared<M> {
             }
             let permit = self.wait_for_idle(deadline).await?;
             permit.forget();
-            pending = Some(self.claim(location, clock::now()));
+            pending = self.claim(location, clock::now());
+            if pending.is_none() && self.state.lock().closed {
+                return Err(PoolError::Closed);
+            }
         }
     }
 
