@@ -24,25 +24,31 @@ thread_local! {
 }
 
 impl<M: Manager> Shared<M> {
-    /// Take the idle connection a permit entitles us to, and register the
-    /// checkout. The caller has forgotten the permit.
+    /// Take the idle connection a permit entitles us to, decide what it
+    /// needs, and register the checkout, all under one lock. The caller has
+    /// forgotten the permit.
     fn claim(
         self: &Arc<Self>,
         location: &'static Location<'static>,
         now: Tick,
     ) -> Option<(PooledConnection<M>, AtCheckout)> {
-        let (mut idle, checkout_id) = {
-            let mut st = self.state.lock();
-            // A permit stands for exactly one idle connection (slots.rs),
-            // except when `close()` drained the idle set under a permit
-            // already granted: then there is nothing to claim.
-            let idle = st.pop_idle(self.cfg.idle_order)?;
-            let id = st.register(&idle.meta, location, now);
-            (idle, id)
+        // A permit stands for exactly one idle connection (slots.rs),
+        // except when `close()` drained the idle set under a permit already
+        // granted: then there is nothing to claim.
+        let mut idle = self.state.lock().pop_idle(self.cfg.idle_order)?;
+        let generation = self.generation.load(Relaxed);
+        let (checkout_id, mut decision, forked) = {
+            let mut slot = self.slots.get(idle.slot);
+            let decision = health::at_checkout(&slot.meta, now, generation, &self.cfg);
+            let forked = slot.meta.generation < self.fork_generation.load(Relaxed);
+            if decision == AtCheckout::Use {
+                // Known good now: the bypass window restarts (F1).
+                slot.meta.last_ok = now;
+            }
+            let id = slot.register(idle.slot, &self.slots, location, now);
+            (id, decision, forked)
         };
-        let mut decision =
-            health::at_checkout(&idle.meta, now, self.generation.load(Relaxed), &self.cfg);
-        if idle.meta.generation < self.fork_generation.load(Relaxed) {
+        if forked {
             // Inherited from the parent process: do not even probe it (F8).
             decision = AtCheckout::Retire(CloseReason::Forked);
         } else if decision != AtCheckout::Validate {
@@ -55,29 +61,47 @@ impl<M: Manager> Shared<M> {
                 }
             }
         }
-        Some((PooledConnection::new(self, idle, checkout_id, now), decision))
+        Some((
+            PooledConnection::new(self, idle, checkout_id, now),
+            decision,
+        ))
     }
 
-    /// Hand a checked connection out.
-    fn hand_out(&self, mut guard: PooledConnection<M>, now: Tick) -> PooledConnection<M> {
+    /// Hand a checked connection out. `validated`: it just passed a ping.
+    fn hand_out(&self, guard: PooledConnection<M>, validated: bool) -> PooledConnection<M> {
+        if validated || self.cfg.leak_backtrace || self.observer.is_some() {
+            self.hand_out_slow(&guard, validated);
+        }
+        guard
+    }
+
+    #[cold]
+    fn hand_out_slow(&self, guard: &PooledConnection<M>, validated: bool) {
         let backtrace = self
             .cfg
             .leak_backtrace
             .then(|| Arc::new(std::backtrace::Backtrace::force_capture()));
-        if let Some(idle) = guard.inner.as_mut() {
-            idle.meta.last_ok = now;
-            let mut st = self.state.lock();
-            st.checkouts += 1;
-            if backtrace.is_some() {
-                st.records[idle.meta.slot as usize].backtrace = backtrace;
-            }
+        let now = clock::now();
+        let mut slot = self.slots.get(guard.slot());
+        if validated {
+            // The bypass window restarts at the ping.
+            slot.meta.last_ok = now;
         }
-        guard.emit_checked_out();
-        guard
+        if backtrace.is_some() {
+            slot.record.backtrace = backtrace;
+        }
+        let (connection_id, location) = (slot.meta.id, slot.record.location);
+        drop(slot);
+        self.emit(crate::observe::Event::CheckedOut {
+            checkout_id: guard.checkout_id(),
+            connection_id,
+            location,
+        });
     }
 
     /// `get()`: the fast path needs no timer, no allocation and no round
-    /// trip; everything else happens under the checkout timeout.
+    /// trip; everything else happens under the checkout timeout, in a boxed
+    /// future so that `get()`'s own future stays small.
     pub(crate) async fn checkout(
         self: &Arc<Self>,
         location: &'static Location<'static>,
@@ -93,15 +117,25 @@ impl<M: Manager> Shared<M> {
                     if let Some((guard, AtCheckout::Use)) = pending {
                         #[cfg(feature = "metrics")]
                         self.metrics.wait.record(0.0);
-                        return Ok(self.hand_out(guard, now));
+                        return Ok(self.hand_out(guard, false));
                     }
                 }
                 Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
                 Err(TryAcquireError::NoPermits) => {}
             }
         }
+        Box::pin(self.checkout_timed(location, pending, timeout)).await
+    }
+
+    async fn checkout_timed(
+        self: &Arc<Self>,
+        location: &'static Location<'static>,
+        pending: Option<(PooledConnection<M>, AtCheckout)>,
+        timeout: Duration,
+    ) -> Result<PooledConnection<M>, PoolError> {
         let start = tokio::time::Instant::now();
         let deadline = start + timeout;
+        self.now_refresh();
         match tokio::time::timeout_at(deadline, self.checkout_slow(location, pending, deadline))
             .await
         {
@@ -127,7 +161,7 @@ impl<M: Manager> Shared<M> {
                     return Err(PoolError::Closed);
                 };
                 match decision {
-                    AtCheckout::Use => Ok(self.hand_out(guard, now)),
+                    AtCheckout::Use => Ok(self.hand_out(guard, false)),
                     AtCheckout::Retire(reason) => {
                         guard.discard(reason);
                         Err(PoolError::Busy)
@@ -155,11 +189,11 @@ impl<M: Manager> Shared<M> {
         loop {
             if let Some((mut guard, decision)) = pending.take() {
                 match decision {
-                    AtCheckout::Use => return Ok(self.hand_out(guard, clock::now())),
+                    AtCheckout::Use => return Ok(self.hand_out(guard, false)),
                     AtCheckout::Retire(reason) => guard.discard(reason),
                     AtCheckout::Validate => {
                         if self.validate(&mut guard, deadline).await {
-                            return Ok(self.hand_out(guard, clock::now()));
+                            return Ok(self.hand_out(guard, true));
                         }
                         // `validate` marked it; dropping it closes it.
                     }
@@ -188,7 +222,7 @@ impl<M: Manager> Shared<M> {
         self.counters.validations.fetch_add(1, Relaxed);
         guard.mark(CloseReason::ValidationFailed);
         let bound = (tokio::time::Instant::now() + self.cfg.validation_timeout).min(deadline);
-        let generation = guard.generation();
+        let generation = Some(guard.generation());
         let Some(conn) = guard.conn_mut() else {
             return false;
         };
@@ -220,12 +254,9 @@ impl<M: Manager> Shared<M> {
         status.waiting += 1; // this checkout was waiting too
         #[cfg(feature = "metrics")]
         self.metrics.gauges(&status);
-        let (holders, last_connect_error) = {
-            let st = self.state.lock();
-            let mut holders = st.checkouts(clock::now());
-            holders.truncate(3);
-            (holders, st.connect.last_error.clone())
-        };
+        let mut holders = self.slots.checkouts(clock::now());
+        holders.truncate(3);
+        let last_connect_error = self.state.lock().connect.last_error.clone();
         let err = TimeoutError {
             waited,
             status,

@@ -28,6 +28,16 @@ impl Tick {
         )
     }
 
+    /// The raw value, to store in an atomic.
+    pub(crate) fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// From a raw value.
+    pub(crate) fn from_nanos(nanos: u64) -> Tick {
+        Tick(nanos)
+    }
+
     /// The tokio instant for this tick, to sleep until it.
     pub(crate) fn to_tokio(self) -> tokio::time::Instant {
         let now = now();

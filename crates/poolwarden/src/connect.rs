@@ -226,17 +226,8 @@ impl<M: Manager> Shared<M> {
         let facts = self.manager.facts(&conn);
         let server_limit = facts.server_idle_timeout.map(health::server_limit);
         let generation = self.generation.load(Relaxed);
-        let (slot, id) = {
-            let mut st = self.state.lock();
-            st.connect.failures = 0;
-            st.connect.fatal = false;
-            st.connect.last_error = None;
-            st.connect.next_attempt = None;
-            st.opened()
-        };
         let meta = Meta {
-            id,
-            slot,
+            id: 0, // assigned by `State::opened` below
             created: now,
             retire_at: health::retire_at(&self.cfg, now, fastrand::f64()),
             generation,
@@ -247,6 +238,15 @@ impl<M: Manager> Shared<M> {
             server_limit,
             keepalive: health::keepalive_period(&self.cfg, server_limit, fastrand::f64()),
         };
+        let (slot, id) = {
+            let mut st = self.state.lock();
+            st.connect.failures = 0;
+            st.connect.fatal = false;
+            st.connect.last_error = None;
+            st.connect.next_attempt = None;
+            st.opened()
+        };
+        self.slots.get(slot).meta = Meta { id, ..meta };
         self.counters.created.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         {
@@ -260,7 +260,7 @@ impl<M: Manager> Shared<M> {
             connection_id: id,
             took: now.since(started),
         });
-        self.put_idle(Idle { conn, meta });
+        self.put_idle(Idle { conn, slot });
         self.wake.notify_waiters();
     }
 

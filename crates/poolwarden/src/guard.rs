@@ -49,18 +49,14 @@ impl<M: Manager> PooledConnection<M> {
         }
     }
 
-    pub(crate) fn emit_checked_out(&self) {
-        if let (Some(o), Some(idle)) = (&self.shared.observer, &self.inner) {
-            o.on_event(&Event::CheckedOut {
-                checkout_id: self.checkout_id,
-                connection_id: idle.meta.id,
-                location: self.shared.state.lock().records[idle.meta.slot as usize].location,
-            });
-        }
+    /// The connection's slot.
+    pub(crate) fn slot(&self) -> u32 {
+        self.inner.as_ref().map_or(0, |i| i.slot)
     }
 
-    pub(crate) fn generation(&self) -> Option<u64> {
-        self.inner.as_ref().map(|i| i.meta.generation)
+    /// The generation the connection was opened in.
+    pub(crate) fn generation(&self) -> u64 {
+        self.shared.slots.get(self.slot()).meta.generation
     }
 
     pub(crate) fn conn_mut(&mut self) -> Option<&mut M::Connection> {
@@ -78,7 +74,11 @@ impl<M: Manager> PooledConnection<M> {
     /// Close the connection now, without the return-path checks.
     pub(crate) fn discard(mut self, reason: CloseReason) {
         if let Some(idle) = self.inner.take() {
-            self.shared.state.lock().unregister(idle.meta.slot);
+            {
+                let mut slot = self.shared.slots.get(idle.slot);
+                slot.unregister();
+                slot.handed_out -= 1; // claimed, never handed out
+            }
             self.shared.close_conn(idle, reason);
         }
     }
@@ -86,11 +86,12 @@ impl<M: Manager> PooledConnection<M> {
     /// Put an untouched connection back as it was (its `last_ok` unchanged).
     pub(crate) fn release_unused(mut self) {
         if let Some(idle) = self.inner.take() {
-            let mut st = self.shared.state.lock();
-            st.unregister(idle.meta.slot);
-            st.push_idle(idle);
-            drop(st);
-            self.shared.sem.add_permits(1);
+            {
+                let mut slot = self.shared.slots.get(idle.slot);
+                slot.unregister();
+                slot.handed_out -= 1; // claimed, never handed out
+            }
+            self.shared.put_idle(idle);
         }
     }
 
@@ -99,7 +100,7 @@ impl<M: Manager> PooledConnection<M> {
     pub fn label(&mut self, label: impl Into<Cow<'static, str>>) -> &mut Self {
         if let Some(idle) = &self.inner {
             let label = label.into();
-            self.shared.state.lock().records[idle.meta.slot as usize].label = Some(label);
+            self.shared.slots.get(idle.slot).record.label = Some(label);
         }
         self
     }
@@ -119,7 +120,7 @@ impl<M: Manager> PooledConnection<M> {
             ErrorClass::Disconnect => {
                 self.doomed = Some(CloseReason::Closed);
                 self.shared
-                    .invalidate(self.generation(), InvalidationCause::Disconnect);
+                    .invalidate(Some(self.generation()), InvalidationCause::Disconnect);
             }
             ErrorClass::Broken | ErrorClass::Fatal => self.doomed = Some(CloseReason::Invalidated),
             ErrorClass::Usage => {
@@ -138,11 +139,8 @@ impl<M: Manager> PooledConnection<M> {
             .inner
             .take()
             .expect("a live guard holds its connection");
-        {
-            let mut st = this.shared.state.lock();
-            st.unregister(idle.meta.slot);
-            st.forget(idle.meta.slot);
-        }
+        this.shared.slots.get(idle.slot).unregister();
+        this.shared.state.lock().forget(idle.slot);
         this.shared.after_close();
         idle.conn
     }
@@ -154,7 +152,7 @@ impl<M: Manager> PooledConnection<M> {
 
     /// The connection's id.
     pub fn connection_id(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |i| i.meta.id)
+        self.shared.slots.get(self.slot()).meta.id
     }
 
     /// How long this checkout has been held.
@@ -165,7 +163,7 @@ impl<M: Manager> PooledConnection<M> {
     /// The server's idle timeout for this connection, when the manager
     /// reported one.
     pub fn server_idle_timeout(&self) -> Option<Duration> {
-        self.inner.as_ref().and_then(|i| i.meta.server_idle_timeout)
+        self.shared.slots.get(self.slot()).meta.server_idle_timeout
     }
 }
 
@@ -210,7 +208,9 @@ impl<M: Manager> Drop for PooledConnection<M> {
 }
 
 impl<M: Manager> Shared<M> {
-    /// The return path. Never blocks, never panics into the caller.
+    /// The return path. Never blocks, never panics into the caller: the
+    /// decision and the bookkeeping happen under one short lock; resets run
+    /// in the background; closes happen after the lock is released.
     fn check_in(
         self: &Arc<Self>,
         mut idle: Idle<M::Connection>,
@@ -218,80 +218,99 @@ impl<M: Manager> Shared<M> {
         since: Tick,
         doomed: Option<CloseReason>,
     ) {
-        let now = clock::now();
         let panicking = std::thread::panicking();
         let probe = if doomed.is_some() || panicking {
             Probe::Corrupt
         } else {
-            self.manager.probe(&mut idle.conn)
+            self.manager.probe_returned(&mut idle.conn)
         };
-        let mut decision = health::at_return(
-            &idle.meta,
-            Returned {
-                probe,
-                since,
-                invalidated: doomed.is_some(),
-                panicking,
-            },
-            now,
-            self.generation.load(Relaxed),
-        );
-        if let (Some(reason), AtReturn::Discard(_)) = (doomed, decision) {
-            decision = AtReturn::Discard(reason);
+        // A clean return reads no clock: "now" is estimated as the later of
+        // the hand-out time and the pool's recent reading (at most one
+        // maintenance interval old). The estimate is never later than the
+        // truth, so idle and server timeouts measured from it err towards
+        // retiring early (F1), and a lifetime passed during the hold is
+        // caught at the latest by the next checkout, which reads the clock.
+        let exact = probe != Probe::Clean || self.observer.is_some() || cfg!(feature = "metrics");
+        let now = if exact {
+            clock::now()
+        } else {
+            since.max(self.recent())
+        };
+        let returned = Returned {
+            probe,
+            since,
+            invalidated: doomed.is_some(),
+            panicking,
+        };
+        let generation = self.generation.load(Relaxed);
+        let (mut decision, disconnect, connection_id, conn_generation, leaked) = {
+            let mut slot = self.slots.get(idle.slot);
+            let meta = &mut slot.meta;
+            let mut decision = health::at_return(meta, returned, now, generation);
+            match (doomed, decision) {
+                (Some(reason), AtReturn::Discard(_)) => decision = AtReturn::Discard(reason),
+                (_, AtReturn::Idle) => {
+                    meta.last_io = now;
+                    meta.idle_since = now;
+                }
+                _ => {}
+            }
+            let disconnect = decision == AtReturn::Discard(CloseReason::Closed)
+                && doomed.is_none()
+                && health::closed_means_disconnect(meta, since, now);
+            let (id, conn_generation) = (meta.id, meta.generation);
+            (decision, disconnect, id, conn_generation, slot.unregister())
+        };
+        if decision != AtReturn::Discard(CloseReason::Closed) {
+            let mut st = self.state.lock();
+            if decision == AtReturn::Idle {
+                if st.closed {
+                    decision = AtReturn::Discard(CloseReason::PoolClosed);
+                } else if st.idle.len() as u32 >= self.cfg.max_size {
+                    decision = AtReturn::Discard(CloseReason::Overflow);
+                } else {
+                    st.push_idle(idle);
+                    drop(st);
+                    self.sem.add_permits(1);
+                    self.after_check_in(checkout_id, connection_id, since, now, leaked);
+                    return;
+                }
+            } else if decision == AtReturn::Reset {
+                st.resetting += 1;
+            }
         }
+        match decision {
+            AtReturn::Idle => unreachable!("handled above"),
+            AtReturn::Reset => self.reset_in_background(idle),
+            AtReturn::Discard(reason) => {
+                if disconnect {
+                    self.invalidate(Some(conn_generation), InvalidationCause::Disconnect);
+                }
+                self.close_conn(idle, reason);
+            }
+        }
+        self.after_check_in(checkout_id, connection_id, since, now, leaked);
+    }
+
+    fn after_check_in(
+        &self,
+        checkout_id: u64,
+        connection_id: u64,
+        since: Tick,
+        now: Tick,
+        leaked: Option<crate::status::CheckoutInfo>,
+    ) {
         #[cfg(feature = "metrics")]
         self.metrics.hold.record(now.since(since).as_secs_f64());
         if let Some(o) = &self.observer {
             o.on_event(&Event::CheckedIn {
                 checkout_id,
-                connection_id: idle.meta.id,
+                connection_id,
                 held_for: now.since(since),
             });
         }
-        let _ = checkout_id;
-        match decision {
-            AtReturn::Idle => {
-                idle.meta.last_io = now;
-                idle.meta.idle_since = now;
-                let mut st = self.state.lock();
-                let leaked = st.unregister(idle.meta.slot);
-                let overflow = st.idle.len() as u32 >= self.cfg.max_size;
-                if st.closed || overflow {
-                    drop(st);
-                    self.report_returned(leaked, now);
-                    let reason = if overflow {
-                        CloseReason::Overflow
-                    } else {
-                        CloseReason::PoolClosed
-                    };
-                    self.close_conn(idle, reason);
-                    return;
-                }
-                st.push_idle(idle);
-                drop(st);
-                self.sem.add_permits(1);
-                self.report_returned(leaked, now);
-            }
-            AtReturn::Reset => {
-                let leaked = {
-                    let mut st = self.state.lock();
-                    st.resetting += 1;
-                    st.unregister(idle.meta.slot)
-                };
-                self.report_returned(leaked, now);
-                self.reset_in_background(idle);
-            }
-            AtReturn::Discard(reason) => {
-                let leaked = self.state.lock().unregister(idle.meta.slot);
-                self.report_returned(leaked, now);
-                if reason == CloseReason::Closed
-                    && doomed.is_none()
-                    && health::closed_means_disconnect(&idle.meta, since, now)
-                {
-                    self.invalidate(Some(idle.meta.generation), InvalidationCause::Disconnect);
-                }
-                self.close_conn(idle, reason);
-            }
+        if let Some(info) = leaked {
+            self.report_returned(info);
         }
     }
 }

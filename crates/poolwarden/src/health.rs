@@ -14,8 +14,6 @@ use crate::status::CloseReason;
 pub(crate) struct Meta {
     /// Unique in the pool.
     pub(crate) id: u64,
-    /// Index of the connection's record in the checkout registry.
-    pub(crate) slot: u32,
     pub(crate) created: Tick,
     /// `created + max_lifetime - jitter`.
     pub(crate) retire_at: Option<Tick>,
@@ -37,6 +35,24 @@ pub(crate) struct Meta {
     pub(crate) server_limit: Option<Duration>,
     /// Keepalive period for this connection, jittered.
     pub(crate) keepalive: Option<Duration>,
+}
+
+impl Meta {
+    /// The value of a slot no connection holds.
+    pub(crate) fn placeholder() -> Self {
+        Meta {
+            id: 0,
+            created: Tick::default(),
+            retire_at: None,
+            generation: 0,
+            last_ok: Tick::default(),
+            last_io: Tick::default(),
+            idle_since: Tick::default(),
+            server_idle_timeout: None,
+            server_limit: None,
+            keepalive: None,
+        }
+    }
 }
 
 /// The safety margin under a server idle timeout: a quarter of it, at most

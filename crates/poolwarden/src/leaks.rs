@@ -34,25 +34,24 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn scan_leaks(&self, now: Tick) -> usize {
         let threshold = self.cfg.leak_threshold;
         let mut found = Found::default();
-        {
-            let mut st = self.state.lock();
-            for r in st.records.iter_mut().filter(|r| r.active) {
-                let held = now.since(r.since);
+        self.slots.each(|slot| {
+            if slot.record.active {
+                let held = now.since(slot.record.since);
                 if let Some(t) = threshold {
-                    if !r.leak_reported && held >= t {
-                        r.leak_reported = true;
-                        let bt = r.backtrace.as_ref().map(|b| b.to_string());
-                        found.leaks.push((r.info(now), bt));
+                    if !slot.record.leak_reported && held >= t {
+                        slot.record.leak_reported = true;
+                        let bt = slot.record.backtrace.as_ref().map(|b| b.to_string());
+                        found.leaks.push((slot.info(now), bt));
                     }
                 }
-                if let Some(server) = r.server_idle_timeout {
-                    if !r.near_timeout_reported && held >= near_server_timeout(server) {
-                        r.near_timeout_reported = true;
-                        found.near_timeout.push(r.info(now));
+                if let Some(server) = slot.meta.server_idle_timeout {
+                    if !slot.record.near_timeout_reported && held >= near_server_timeout(server) {
+                        slot.record.near_timeout_reported = true;
+                        found.near_timeout.push(slot.info(now));
                     }
                 }
             }
-        }
+        });
         for (info, backtrace) in &found.leaks {
             self.counters.leaks.fetch_add(1, Relaxed);
             #[cfg(feature = "metrics")]

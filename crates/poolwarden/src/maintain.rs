@@ -46,7 +46,7 @@ impl<M: Manager> Shared<M> {
     /// One maintenance pass.
     pub(crate) async fn maintain(self: &Arc<Self>) {
         self.check_fork();
-        let now = clock::now();
+        let now = self.now_refresh();
         self.scan_leaks(now);
         // Idle connections: retire or ping, one at a time, each taken out of
         // the idle set with its permit so no checkout can claim it meanwhile.
@@ -74,7 +74,8 @@ impl<M: Manager> Shared<M> {
         let needs_work = |st: &crate::slots::State<M::Connection>| {
             let above_min = st.open > self.cfg.min_idle;
             st.idle.iter().position(|i| {
-                health::while_idle(&i.meta, now, generation, &self.cfg, above_min)
+                let slot = self.slots.get(i.slot);
+                health::while_idle(&slot.meta, now, generation, &self.cfg, above_min)
                     != WhileIdle::Keep
             })
         };
@@ -91,7 +92,13 @@ impl<M: Manager> Shared<M> {
         let above_min = st.open > self.cfg.min_idle;
         let idle = st.idle.remove(index)?;
         drop(st);
-        let action = health::while_idle(&idle.meta, now, generation, &self.cfg, above_min);
+        let action = health::while_idle(
+            &self.slots.get(idle.slot).meta,
+            now,
+            generation,
+            &self.cfg,
+            above_min,
+        );
         Some((idle, action))
     }
 
@@ -108,16 +115,10 @@ impl<M: Manager> Shared<M> {
             .await
         };
         match res {
-            Ok(Ok(())) => {
-                let now = clock::now();
-                let idle = working.idle_mut();
-                idle.meta.last_io = now;
-                idle.meta.last_ok = now;
-                working.finish_idle();
-            }
+            Ok(Ok(())) => working.finish_idle(clock::now()),
             Ok(Err(e)) => {
                 if self.manager.classify(&e) == ErrorClass::Disconnect {
-                    let generation = working.idle_mut().meta.generation;
+                    let generation = working.generation();
                     self.invalidate(Some(generation), InvalidationCause::Disconnect);
                 }
                 working.finish_close(CloseReason::ValidationFailed);

@@ -116,6 +116,19 @@ pub trait Manager: Send + Sync + 'static {
     /// consume a stale reply and report a corrupted connection healthy.
     fn probe(&self, conn: &mut Self::Connection) -> Probe;
 
+    /// The probe the pool runs when a borrower returns a connection; it
+    /// decides between straight back to idle ([`Probe::Clean`]), a reset
+    /// first ([`Probe::NeedsReset`]), or closing it.
+    ///
+    /// The default is [`probe`](Manager::probe). A manager whose driver
+    /// cannot tell whether the borrower changed session state answers
+    /// [`Probe::NeedsReset`] here for every returned connection (safe, at
+    /// the cost of a reset per checkout), while its plain `probe` (at
+    /// checkout and after a reset) still answers `Clean`.
+    fn probe_returned(&self, conn: &mut Self::Connection) -> Probe {
+        self.probe(conn)
+    }
+
     /// Undo the borrower's session state so the next borrower starts clean
     /// (F13). Called off the caller's path, after [`Probe::NeedsReset`].
     ///

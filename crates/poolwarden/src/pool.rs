@@ -14,7 +14,7 @@ use crate::error::PoolError;
 use crate::guard::PooledConnection;
 use crate::manager::Manager;
 use crate::observe::{Event, InvalidationCause, Observer};
-use crate::slots::State;
+use crate::slots::{Slots, State};
 use crate::status::{CheckoutInfo, CloseReason, Counters, PoolStatus};
 
 /// A pool of database connections. Cheap to clone: clones share one pool.
@@ -50,12 +50,18 @@ pub(crate) struct Shared<M: Manager> {
     /// oldest waiter, and a new checkout cannot barge ahead of it (F7).
     pub(crate) sem: Semaphore,
     pub(crate) state: Mutex<State<M::Connection>>,
+    /// Per-connection facts and checkout records (see `slots.rs`).
+    pub(crate) slots: Slots,
     /// Connections opened in an older generation are retired (F2).
     pub(crate) generation: AtomicU64,
     /// Connections opened in a generation older than this were inherited
     /// from a parent process: they are forgotten, never closed (F8).
     pub(crate) fork_generation: AtomicU64,
     pub(crate) pid: AtomicU32,
+    /// A recent reading of the clock, refreshed by maintenance and slow
+    /// checkouts: the return path estimates "now" as the later of this and
+    /// the hand-out time, so a clean return reads no clock (see `check_in`).
+    pub(crate) recent: AtomicU64,
     pub(crate) counters: Counters,
     /// Woken when connecting succeeds or fails, and when a connection
     /// closes: waiters re-plan, `close()` re-checks.
@@ -73,9 +79,11 @@ impl<M: Manager> Shared<M> {
             manager,
             sem: Semaphore::new(0),
             state: Mutex::new(State::new(cfg.max_open())),
+            slots: Slots::new(cfg.max_open()),
             generation: AtomicU64::new(0),
             fork_generation: AtomicU64::new(0),
             pid: AtomicU32::new(std::process::id()),
+            recent: AtomicU64::new(clock::now().as_nanos()),
             counters: Counters::default(),
             wake: Notify::new(),
             observer,
@@ -85,6 +93,18 @@ impl<M: Manager> Shared<M> {
             metrics: crate::observe::Metrics::new(&cfg.name),
             cfg,
         }
+    }
+
+    /// Read the clock and remember the reading for the return path.
+    pub(crate) fn now_refresh(&self) -> clock::Tick {
+        let now = clock::now();
+        self.recent.fetch_max(now.as_nanos(), Relaxed);
+        now
+    }
+
+    /// The last remembered reading (never later than now).
+    pub(crate) fn recent(&self) -> clock::Tick {
+        clock::Tick::from_nanos(self.recent.load(Relaxed))
     }
 
     pub(crate) fn emit(&self, event: Event<'_>) {
@@ -169,8 +189,8 @@ impl<M: Manager> Shared<M> {
             s.in_use = st.in_use();
             s.waiting = st.waiting;
             s.connecting = st.connecting;
-            s.checkouts = st.checkouts;
         }
+        s.checkouts = self.slots.handed_out();
         s.overflow = s.open.saturating_sub(self.cfg.max_size);
         self.counters.fill(&mut s);
         s
@@ -261,7 +281,7 @@ impl<M: Manager> Pool<M> {
 
     /// Every live checkout, longest held first: who holds what (F6).
     pub fn checkouts(&self) -> Vec<CheckoutInfo> {
-        self.shared.state.lock().checkouts(clock::now())
+        self.shared.slots.checkouts(clock::now())
     }
 
     /// Retire every connection opened before now, lazily: idle ones at

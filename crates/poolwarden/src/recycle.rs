@@ -9,7 +9,8 @@ use crate::clock::{self, Tick};
 use crate::manager::{ErrorClass, Manager, Probe};
 use crate::observe::{Event, InvalidationCause};
 use crate::pool::Shared;
-use crate::slots::{Idle, Record};
+use crate::slots::Idle;
+use crate::status::CheckoutInfo;
 use crate::status::CloseReason;
 
 /// A connection the pool is working on in the background (reset,
@@ -44,10 +45,22 @@ impl<M: Manager> Working<M> {
         idle
     }
 
-    /// Back to the idle set (or closed, if the pool closed meanwhile).
-    pub(crate) fn finish_idle(mut self) {
+    /// Back to the idle set (or closed, if the pool closed meanwhile),
+    /// known good as of `now`.
+    pub(crate) fn finish_idle(mut self, now: Tick) {
         let idle = self.take();
+        {
+            let mut slot = self.shared.slots.get(idle.slot);
+            slot.meta.last_io = now;
+            slot.meta.last_ok = now;
+        }
         self.shared.put_idle(idle);
+    }
+
+    /// The generation the connection was opened in.
+    pub(crate) fn generation(&self) -> u64 {
+        let slot = self.idle.as_ref().map_or(0, |i| i.slot);
+        self.shared.slots.get(slot).meta.generation
     }
 
     /// Close it.
@@ -84,18 +97,26 @@ impl<M: Manager> Shared<M> {
     /// free its slot. Connections inherited across a fork are forgotten
     /// instead, so the child never writes to the parent's socket (F8).
     pub(crate) fn close_conn(&self, idle: Idle<M::Connection>, reason: CloseReason) {
-        let reason = if idle.meta.generation < self.fork_generation.load(Relaxed) {
-            CloseReason::Forked
-        } else {
-            reason
+        let (id, reason) = {
+            let mut slot = self.slots.get(idle.slot);
+            slot.unregister();
+            let reason = if slot.meta.generation < self.fork_generation.load(Relaxed) {
+                CloseReason::Forked
+            } else {
+                reason
+            };
+            (slot.meta.id, reason)
         };
-        self.state.lock().forget(idle.meta.slot);
-        self.count_close(idle.meta.id, reason);
+        let Idle { conn, slot } = idle;
+        // The connection is gone before its slot is free, so a new connect
+        // can never overlap it: at most `max_open` exist at any moment.
         if reason == CloseReason::Forked {
-            std::mem::forget(idle.conn);
+            std::mem::forget(conn);
         } else {
-            drop(idle.conn);
+            drop(conn);
         }
+        self.state.lock().forget(slot);
+        self.count_close(id, reason);
         self.after_close();
     }
 
@@ -130,10 +151,7 @@ impl<M: Manager> Shared<M> {
                 Ok(Ok(())) => {
                     let idle = working.idle_mut();
                     if shared.manager.probe(&mut idle.conn) == Probe::Clean {
-                        let now = clock::now();
-                        idle.meta.last_io = now;
-                        idle.meta.last_ok = now;
-                        working.finish_idle();
+                        working.finish_idle(clock::now());
                     } else {
                         working.finish_close(CloseReason::ResetFailed);
                     }
@@ -142,7 +160,7 @@ impl<M: Manager> Shared<M> {
                     let class = shared.manager.classify(&e);
                     tracing::debug!(pool = %shared.cfg.name, error = %e, ?class, "reset on return failed; connection closed");
                     if class == ErrorClass::Disconnect {
-                        let generation = working.idle_mut().meta.generation;
+                        let generation = working.generation();
                         shared.invalidate(Some(generation), InvalidationCause::Disconnect);
                     }
                     working.finish_close(CloseReason::ResetFailed);
@@ -156,9 +174,8 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Say that a checkout reported as a leak came back (F6).
-    pub(crate) fn report_returned(&self, leaked: Option<Record>, now: Tick) {
-        if let Some(record) = leaked {
-            let info = record.info(now);
+    pub(crate) fn report_returned(&self, info: CheckoutInfo) {
+        {
             tracing::warn!(
                 pool = %self.cfg.name,
                 checkout_id = info.id,

@@ -1,21 +1,35 @@
-//! The pool's accounting, kept under one lock: idle connections, counts of
-//! open/connecting/waiting connections, and the checkout registry.
+//! The pool's accounting. Two kinds of state, two kinds of lock:
+//!
+//! - [`State`], under the pool's one mutex: the idle connections and the
+//!   counts (open, connecting, waiting, resetting), the free slot list and
+//!   the connect state. A checkout holds this lock only to pop, a return
+//!   only to push: as short as a plain `Mutex<Vec<_>>`.
+//! - [`Slots`]: one small mutex per connection slot, holding what the pool
+//!   knows about that connection ([`Meta`]) and its current checkout
+//!   ([`Record`]). Only the connection's current owner (a guard, a reset, a
+//!   keepalive) writes it, so its lock is uncontended except against the
+//!   leak scanner and `checkouts()`.
+//!
+//! Lock order: `State` before a slot, never the reverse.
 //!
 //! # Invariants (kept by the methods below, checked by `debug_check`)
 //! - `open + connecting <= max_open`: a connect is only started through
 //!   [`State::reserve_connect`], which checks it.
-//! - Every open connection owns exactly one registry slot; `free` holds the
-//!   others. A slot is freed exactly once, by [`State::forget`].
+//! - Every open connection owns exactly one slot; `free` holds the others.
+//!   A slot is freed exactly once, by [`State::forget`], after the
+//!   connection itself is gone.
 //! - The semaphore's permits equal the idle connections not yet claimed: a
 //!   connection is pushed with [`State::push_idle`] and then exactly one
 //!   permit is added; a permit is taken (and forgotten) before
-//!   [`State::pop_idle`]. So a permit holder always finds a connection.
+//!   [`State::pop_idle`]. So a permit holder finds a connection (unless
+//!   `close()` drained them, which the claim handles).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Arc;
-use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::clock::Tick;
 use crate::config::IdleOrder;
@@ -23,23 +37,89 @@ use crate::error::SharedError;
 use crate::health::Meta;
 use crate::status::CheckoutInfo;
 
-/// An idle connection and what the pool knows about it.
+/// A connection out of a borrower's hands, and the slot that holds what
+/// the pool knows about it. Small on purpose: it moves on every checkout.
 pub(crate) struct Idle<C> {
     pub(crate) conn: C,
+    pub(crate) slot: u32,
+}
+
+/// One open connection's slot: its facts and its current checkout.
+#[derive(Debug)]
+pub(crate) struct Slot {
     pub(crate) meta: Meta,
+    pub(crate) record: Record,
+    /// Checkouts registered in this slot so far (ids are derived from it).
+    seq: u64,
+    /// Checkouts handed out from this slot so far.
+    pub(crate) handed_out: u64,
+}
+
+/// The per-connection slots.
+pub(crate) struct Slots {
+    cells: Box<[Mutex<Slot>]>,
+}
+
+impl Slots {
+    pub(crate) fn new(max_open: u32) -> Self {
+        Slots {
+            cells: (0..max_open)
+                .map(|_| {
+                    Mutex::new(Slot {
+                        meta: Meta::placeholder(),
+                        record: Record::empty(),
+                        seq: 0,
+                        handed_out: 0,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Lock one slot.
+    pub(crate) fn get(&self, slot: u32) -> MutexGuard<'_, Slot> {
+        self.cells[slot as usize].lock()
+    }
+
+    /// Every slot, one lock at a time.
+    pub(crate) fn each(&self, mut f: impl FnMut(&mut Slot)) {
+        for cell in self.cells.iter() {
+            f(&mut cell.lock());
+        }
+    }
+
+    /// The live checkouts, longest held first.
+    pub(crate) fn checkouts(&self, now: Tick) -> Vec<CheckoutInfo> {
+        let mut v = Vec::new();
+        self.each(|s| {
+            if s.record.active {
+                v.push(s.info(now));
+            }
+        });
+        v.sort_by_key(|c| std::cmp::Reverse(c.held_for));
+        v
+    }
+
+    /// Checkouts handed out so far.
+    pub(crate) fn handed_out(&self) -> u64 {
+        let mut n = 0;
+        self.each(|s| n += s.handed_out);
+        n
+    }
+
+    fn len(&self) -> u64 {
+        self.cells.len() as u64
+    }
 }
 
 /// One live checkout, stored in its connection's registry slot.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Record {
     pub(crate) active: bool,
     pub(crate) checkout_id: u64,
-    pub(crate) connection_id: u64,
     pub(crate) location: &'static Location<'static>,
     pub(crate) label: Option<Cow<'static, str>>,
     pub(crate) since: Tick,
-    pub(crate) conn_created: Tick,
-    pub(crate) server_idle_timeout: Option<Duration>,
     pub(crate) leak_reported: bool,
     pub(crate) near_timeout_reported: bool,
     pub(crate) backtrace: Option<Arc<std::backtrace::Backtrace>>,
@@ -50,28 +130,75 @@ impl Record {
         Record {
             active: false,
             checkout_id: 0,
-            connection_id: 0,
             location: Location::caller(),
             label: None,
             since: Tick::default(),
-            conn_created: Tick::default(),
-            server_idle_timeout: None,
             leak_reported: false,
             near_timeout_reported: false,
             backtrace: None,
         }
     }
+}
 
+impl Slot {
+    /// Record a checkout; returns its id, unique in the pool:
+    /// `seq * slots + slot`.
+    pub(crate) fn register(
+        &mut self,
+        slot: u32,
+        slots: &Slots,
+        location: &'static Location<'static>,
+        since: Tick,
+    ) -> u64 {
+        self.seq += 1;
+        self.handed_out += 1;
+        let id = self.seq * slots.len() + u64::from(slot);
+        let r = &mut self.record;
+        r.active = true;
+        r.checkout_id = id;
+        r.location = location;
+        r.since = since;
+        r.leak_reported = false;
+        r.near_timeout_reported = false;
+        id
+    }
+
+    /// End the checkout. Returns it when it had been reported as a leak, so
+    /// the caller can say it came back.
+    pub(crate) fn unregister(&mut self) -> Option<CheckoutInfo> {
+        self.record.active = false;
+        if self.record.leak_reported
+            || self.record.label.is_some()
+            || self.record.backtrace.is_some()
+        {
+            return self.unregister_slow();
+        }
+        None
+    }
+
+    #[cold]
+    fn unregister_slow(&mut self) -> Option<CheckoutInfo> {
+        let reported = self
+            .record
+            .leak_reported
+            .then(|| self.info(crate::clock::now()));
+        self.record.label = None;
+        self.record.backtrace = None;
+        reported
+    }
+
+    /// The checkout in this slot, as the public API shows it.
     pub(crate) fn info(&self, now: Tick) -> CheckoutInfo {
+        let r = &self.record;
         CheckoutInfo {
-            id: self.checkout_id,
-            connection_id: self.connection_id,
-            location: self.location,
-            label: self.label.clone(),
-            held_for: now.since(self.since),
-            connection_age: now.since(self.conn_created),
-            server_idle_timeout: self.server_idle_timeout,
-            leak_reported: self.leak_reported,
+            id: r.checkout_id,
+            connection_id: self.meta.id,
+            location: r.location,
+            label: r.label.clone(),
+            held_for: now.since(r.since),
+            connection_age: now.since(self.meta.created),
+            server_idle_timeout: self.meta.server_idle_timeout,
+            leak_reported: r.leak_reported,
         }
     }
 }
@@ -96,12 +223,8 @@ pub(crate) struct State<C> {
     pub(crate) waiting: u32,
     /// Connections being reset off the caller's path.
     pub(crate) resetting: u32,
-    pub(crate) records: Vec<Record>,
     free: Vec<u32>,
-    pub(crate) next_checkout_id: u64,
     pub(crate) next_connection_id: u64,
-    /// Successful checkouts so far.
-    pub(crate) checkouts: u64,
     pub(crate) connect: ConnectState,
     pub(crate) closed: bool,
     max_open: u32,
@@ -115,11 +238,8 @@ impl<C> State<C> {
             connecting: 0,
             waiting: 0,
             resetting: 0,
-            records: (0..max_open).map(|_| Record::empty()).collect(),
             free: (0..max_open).rev().collect(),
-            next_checkout_id: 1,
             next_connection_id: 1,
-            checkouts: 0,
             connect: ConnectState::default(),
             closed: false,
             max_open,
@@ -142,15 +262,15 @@ impl<C> State<C> {
         true
     }
 
-    /// A connect finished: turn its reservation into an open connection and
-    /// give it a registry slot. Returns the slot and the connection id.
+    /// A connect finished: turn its reservation into an open connection.
+    /// Returns its slot and its connection id; the caller fills the slot.
     pub(crate) fn opened(&mut self) -> (u32, u64) {
         self.connecting -= 1;
         self.open += 1;
         let id = self.next_connection_id;
         self.next_connection_id += 1;
-        // Cannot fail: open <= max_open slots exist and each open connection
-        // holds one.
+        // Cannot fail: max_open slots exist, each open connection holds one,
+        // and the reservation guaranteed open < max_open.
         let slot = self.free.pop().unwrap_or_default();
         (slot, id)
     }
@@ -160,13 +280,10 @@ impl<C> State<C> {
         self.connecting -= 1;
     }
 
-    /// A connection is gone (closed or detached): free its slot.
+    /// A connection is gone (closed or detached): free its slot. The caller
+    /// has cleared the slot's record.
     pub(crate) fn forget(&mut self, slot: u32) {
         self.open -= 1;
-        let record = &mut self.records[slot as usize];
-        record.active = false;
-        record.label = None;
-        record.backtrace = None;
         self.free.push(slot);
     }
 
@@ -181,52 +298,7 @@ impl<C> State<C> {
         }
     }
 
-    /// Record a checkout in the connection's slot; returns its id.
-    pub(crate) fn register(
-        &mut self,
-        meta: &Meta,
-        location: &'static Location<'static>,
-        since: Tick,
-    ) -> u64 {
-        let id = self.next_checkout_id;
-        self.next_checkout_id += 1;
-        let r = &mut self.records[meta.slot as usize];
-        r.active = true;
-        r.checkout_id = id;
-        r.connection_id = meta.id;
-        r.location = location;
-        r.since = since;
-        r.conn_created = meta.created;
-        r.server_idle_timeout = meta.server_idle_timeout;
-        r.leak_reported = false;
-        r.near_timeout_reported = false;
-        id
-    }
-
-    /// End the checkout in `slot`. Returns the record when it had been
-    /// reported as a leak, so the caller can say it came back.
-    pub(crate) fn unregister(&mut self, slot: u32) -> Option<Record> {
-        let r = &mut self.records[slot as usize];
-        r.active = false;
-        let reported = r.leak_reported.then(|| r.clone());
-        r.label = None;
-        r.backtrace = None;
-        reported
-    }
-
-    /// The live checkouts, longest held first.
-    pub(crate) fn checkouts(&self, now: Tick) -> Vec<CheckoutInfo> {
-        let mut v: Vec<CheckoutInfo> = self
-            .records
-            .iter()
-            .filter(|r| r.active)
-            .map(|r| r.info(now))
-            .collect();
-        v.sort_by_key(|c| std::cmp::Reverse(c.held_for));
-        v
-    }
-
-    /// Check the invariants (tests and debug builds).
+    /// Check the invariants (tests).
     #[cfg(test)]
     pub(crate) fn debug_check(&self) {
         assert!(
