@@ -138,11 +138,8 @@ mod tests {
 
     #[test]
     fn slow_command_times_out() {
-        let out = run_with_timeout(
-            Command::new("sleep").arg("30"),
-            Duration::from_millis(200),
-        )
-        .unwrap();
+        let out =
+            run_with_timeout(Command::new("sleep").arg("30"), Duration::from_millis(200)).unwrap();
         // `sleep 30` would have finished with a status: `None` means killed.
         assert!(out.is_none());
     }

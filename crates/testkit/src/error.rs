@@ -22,7 +22,9 @@ pub enum TestkitError {
     },
 
     /// The OS user a server must run as does not exist.
-    #[error("OS user `{user}` not found (the server refuses to run as root); install it: {install}")]
+    #[error(
+        "OS user `{user}` not found (the server refuses to run as root); install it: {install}"
+    )]
     UserNotFound {
         /// The missing user name.
         user: String,

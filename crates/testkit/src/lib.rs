@@ -20,14 +20,32 @@
 //!
 //! Everything here blocks; from async tests call it through
 //! `tokio::task::spawn_blocking`.
+//!
+//! # How it works
+//!
+//! - Data directories live in `$POOLWARDEN_TESTKIT_DIR` if set, else in
+//!   `/dev/shm` (creating files on this machine's disk costs about a
+//!   millisecond each), else in the system's temporary directory.
+//! - `mariadb-install-db` and `initdb` run once per test process, into a
+//!   template that each server then copies: after the first, a start takes
+//!   a fraction of a second. So options that are fixed when a data
+//!   directory is initialised (page size, encoding, ...) cannot be chosen.
+//! - Directories and servers left behind by a test process that died
+//!   without cleaning up (a timeout killed it) are removed, and the servers
+//!   killed, the first time a later test process starts a server.
+//! - Readiness means: the port accepts TCP connections and the admin client
+//!   reaches a server with *our* data directory.
 
 mod binaries;
+mod cleanup;
 mod command;
 mod error;
 mod mariadb;
 mod net;
+mod pg_ipc;
 mod postgres;
 mod process;
+mod template;
 mod url;
 
 pub use binaries::{mariadb_available, postgres_available};

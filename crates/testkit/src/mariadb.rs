@@ -8,10 +8,12 @@ use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
 use crate::binaries::{mariadb_binaries, MariaDbBinaries};
+use crate::cleanup::new_temp_dir;
 use crate::command::{describe_output, parse_mariadb_rows, run_with_timeout};
 use crate::error::TestkitError;
 use crate::net::free_port;
 use crate::process::ServerProcess;
+use crate::template::{copy_tree, TemplateSlot};
 use crate::url::connection_url;
 
 /// The server's name in messages and logs.
@@ -224,20 +226,21 @@ impl MariaDb {
         run_admin(&self.bins.client, self.port, sql, ADMIN_TIMEOUT)
     }
 
-    /// Creates the directory, installs the system tables and starts.
+    /// Copies an initialised data directory into a new temporary directory
+    /// and starts the server there.
     fn launch(builder: MariaDbBuilder) -> Result<MariaDb, TestkitError> {
+        static TEMPLATE: TemplateSlot = TemplateSlot::new();
         let started = Instant::now();
         let bins = mariadb_binaries()?;
-        let dir = tempfile::Builder::new()
-            .prefix("poolwarden-mariadb-")
-            .tempdir()
-            .map_err(|e| TestkitError::io("creating a temporary directory", e))?;
+        let template =
+            TEMPLATE.get_or_init("mariadb", |root, datadir| install_db(&bins, datadir, root))?;
+        let dir = new_temp_dir("mariadb")?;
         let root = dir
             .path()
             .canonicalize()
             .map_err(|e| TestkitError::io("resolving the temporary directory", e))?;
         let datadir = root.join("data");
-        install_db(&bins, &datadir, &root)?;
+        copy_tree(&template, &datadir)?;
 
         let mut db = MariaDb {
             process: ServerProcess::new(SERVER, root.join("mariadbd.log"), false),
@@ -292,7 +295,10 @@ impl MariaDb {
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", root.join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", root.join("mariadbd.pid").display()))
+            .arg(format!(
+                "--pid-file={}",
+                root.join("mariadbd.pid").display()
+            ))
             .arg(format!("--tmpdir={}", root.display()))
             .arg("--skip-log-bin")
             .arg("--skip-name-resolve")
@@ -310,20 +316,19 @@ impl MariaDb {
     fn wait_ready(&mut self) -> Result<(), TestkitError> {
         let (client, port) = (&self.bins.client, self.port);
         let expected = self.datadir.to_string_lossy().into_owned();
-        self.process
-            .wait_ready(port, self.startup_timeout, || {
-                let rows = run_admin(client, port, "SELECT @@datadir", PROBE_TIMEOUT)?;
-                let found = rows.first().and_then(|row| row.first()).cloned();
-                match found {
-                    Some(dir) if dir.trim_end_matches('/') == expected => Ok(()),
-                    other => Err(TestkitError::io(
-                        "checking the server's identity",
-                        std::io::Error::other(format!(
-                            "port {port} is served with datadir {other:?}, not {expected}"
-                        )),
+        self.process.wait_ready(port, self.startup_timeout, || {
+            let rows = run_admin(client, port, "SELECT @@datadir", PROBE_TIMEOUT)?;
+            let found = rows.first().and_then(|row| row.first()).cloned();
+            match found {
+                Some(dir) if dir.trim_end_matches('/') == expected => Ok(()),
+                other => Err(TestkitError::io(
+                    "checking the server's identity",
+                    std::io::Error::other(format!(
+                        "port {port} is served with datadir {other:?}, not {expected}"
                     )),
-                }
-            })
+                )),
+            }
+        })
     }
 }
 
@@ -343,7 +348,11 @@ fn install_db(bins: &MariaDbBinaries, datadir: &Path, root: &Path) -> Result<(),
         .arg("--no-defaults")
         .arg(format!("--datadir={}", datadir.display()))
         .arg("--auth-root-authentication-method=normal")
-        .arg("--skip-test-db");
+        .arg("--skip-test-db")
+        // Passed on to the bootstrap server: a small redo log from the start.
+        .arg("--skip-log-bin")
+        .arg("--innodb-buffer-pool-size=16M")
+        .arg("--innodb-log-file-size=8M");
     if is_root() {
         cmd.arg("--user=root");
     }

@@ -11,10 +11,13 @@ use nix::unistd::{Gid, Uid, User};
 use tempfile::TempDir;
 
 use crate::binaries::{postgres_binaries, PostgresBinaries};
+use crate::cleanup::new_temp_dir;
 use crate::command::{describe_output, parse_psql_rows, run_with_timeout};
 use crate::error::TestkitError;
 use crate::net::free_port;
+use crate::pg_ipc::remove_leftover_segment;
 use crate::process::ServerProcess;
+use crate::template::{copy_tree, TemplateSlot};
 use crate::url::connection_url;
 
 /// The server's name in messages and logs.
@@ -251,15 +254,17 @@ impl Postgres {
         run_admin(&self.bins.psql, self.port, sql, ADMIN_TIMEOUT)
     }
 
-    /// Creates the directory, runs `initdb` and starts.
+    /// Copies an initialised data directory into a new temporary directory
+    /// and starts the server there.
     fn launch(builder: PostgresBuilder) -> Result<Postgres, TestkitError> {
+        static TEMPLATE: TemplateSlot = TemplateSlot::new();
         let started = Instant::now();
         let bins = postgres_binaries()?;
         let run_as = run_as()?;
-        let dir = tempfile::Builder::new()
-            .prefix("poolwarden-postgres-")
-            .tempdir()
-            .map_err(|e| TestkitError::io("creating a temporary directory", e))?;
+        let template = TEMPLATE.get_or_init("postgres", |root, datadir| {
+            initdb(&bins, run_as, datadir, root)
+        })?;
+        let dir = new_temp_dir("postgres")?;
         let root = dir
             .path()
             .canonicalize()
@@ -268,13 +273,7 @@ impl Postgres {
             chown(&root, uid, gid)?;
         }
         let datadir = root.join("data");
-        initdb(&bins, run_as, &datadir, &root)?;
-        let hba = datadir.join("pg_hba.conf");
-        std::fs::write(&hba, PG_HBA)
-            .map_err(|e| TestkitError::io(format!("writing {}", hba.display()), e))?;
-        if let Some((uid, gid)) = run_as {
-            chown(&hba, uid, gid)?;
-        }
+        copy_tree(&template, &datadir)?;
 
         let mut db = Postgres {
             process: ServerProcess::new(SERVER, root.join("postgres.log"), true),
@@ -331,6 +330,9 @@ impl Postgres {
             .args(["-c", "fsync=off"])
             .args(["-c", "full_page_writes=off"])
             .args(["-c", "logging_collector=off"])
+            // Dynamic shared memory in the data directory, not in /dev/shm,
+            // so that a killed server leaves nothing behind.
+            .args(["-c", "dynamic_shared_memory_type=mmap"])
             .args(&self.args);
         if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid.as_raw()).gid(gid.as_raw());
@@ -343,28 +345,30 @@ impl Postgres {
     fn wait_ready(&mut self) -> Result<(), TestkitError> {
         let (psql, port) = (&self.bins.psql, self.port);
         let expected = self.datadir.to_string_lossy().into_owned();
-        self.process
-            .wait_ready(port, self.startup_timeout, || {
-                let rows = run_admin(psql, port, "SHOW data_directory", PROBE_TIMEOUT)?;
-                let found = rows.first().and_then(|row| row.first()).cloned();
-                match found {
-                    Some(dir) if dir.trim_end_matches('/') == expected => Ok(()),
-                    other => Err(TestkitError::io(
-                        "checking the server's identity",
-                        std::io::Error::other(format!(
-                            "port {port} is served with data_directory {other:?}, not {expected}"
-                        )),
+        self.process.wait_ready(port, self.startup_timeout, || {
+            let rows = run_admin(psql, port, "SHOW data_directory", PROBE_TIMEOUT)?;
+            let found = rows.first().and_then(|row| row.first()).cloned();
+            match found {
+                Some(dir) if dir.trim_end_matches('/') == expected => Ok(()),
+                other => Err(TestkitError::io(
+                    "checking the server's identity",
+                    std::io::Error::other(format!(
+                        "port {port} is served with data_directory {other:?}, not {expected}"
                     )),
-                }
-            })
+                )),
+            }
+        })
     }
 }
 
 impl Drop for Postgres {
-    /// Kills the server and its backends; the data directory is removed afterwards.
+    /// Kills the server and its backends and removes the shared memory
+    /// segment a killed server leaves; the data directory is removed
+    /// afterwards.
     fn drop(&mut self) {
-        if let Err(e) = self.process.kill() {
-            tracing::warn!(error = %e, "killing the private PostgreSQL failed");
+        match self.process.kill() {
+            Ok(()) => remove_leftover_segment(&self.datadir),
+            Err(e) => tracing::warn!(error = %e, "killing the private PostgreSQL failed"),
         }
     }
 }
@@ -391,18 +395,28 @@ fn chown(path: &Path, uid: Uid, gid: Gid) -> Result<(), TestkitError> {
         .map_err(|e| TestkitError::io(format!("chown {} to {OS_USER}", path.display()), e))
 }
 
-/// Runs `initdb` into `datadir`.
+/// Runs `initdb` into `datadir` (inside `root`, handed to the server's OS
+/// user first) and installs our `pg_hba.conf`.
 fn initdb(
     bins: &PostgresBinaries,
     run_as: Option<(Uid, Gid)>,
     datadir: &Path,
     root: &Path,
 ) -> Result<(), TestkitError> {
+    if let Some((uid, gid)) = run_as {
+        chown(root, uid, gid)?;
+    }
     let mut cmd = Command::new(&bins.initdb);
     cmd.current_dir(root)
         .arg("-D")
         .arg(datadir)
-        .args(["-U", "postgres", "--auth=trust", "--no-sync", "--no-instructions"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "--no-instructions",
+        ])
         .args(["-E", "UTF8", "--locale=C"]);
     if let Some((uid, gid)) = run_as {
         cmd.uid(uid.as_raw()).gid(gid.as_raw());
@@ -421,6 +435,12 @@ fn initdb(
             status: output.status.to_string(),
             output: describe_output(&output),
         });
+    }
+    let hba = datadir.join("pg_hba.conf");
+    std::fs::write(&hba, PG_HBA)
+        .map_err(|e| TestkitError::io(format!("writing {}", hba.display()), e))?;
+    if let Some((uid, gid)) = run_as {
+        chown(&hba, uid, gid)?;
     }
     Ok(())
 }

@@ -64,9 +64,7 @@ impl ServerProcess {
             .create(true)
             .append(true)
             .open(&self.log_path)
-            .map_err(|e| {
-                TestkitError::io(format!("opening log {}", self.log_path.display()), e)
-            })?;
+            .map_err(|e| TestkitError::io(format!("opening log {}", self.log_path.display()), e))?;
         self.log_offset = log.metadata().map(|m| m.len()).unwrap_or(0);
         let log_err = log
             .try_clone()
@@ -399,7 +397,9 @@ mod tests {
         assert!(process.is_running());
         process.pause().unwrap();
         assert!(process.is_running());
-        process.stop(Signal::SIGTERM, Duration::from_secs(10)).unwrap();
+        process
+            .stop(Signal::SIGTERM, Duration::from_secs(10))
+            .unwrap();
         assert!(!process.is_running());
         assert!(process.pid().is_none());
 

@@ -4,7 +4,13 @@ use std::fmt::Write as _;
 
 /// `SCHEME://USER[:PASSWORD]@127.0.0.1:PORT/DB`, with the user, password and
 /// database percent-encoded. An empty password is left out.
-pub(crate) fn connection_url(scheme: &str, user: &str, password: &str, port: u16, db: &str) -> String {
+pub(crate) fn connection_url(
+    scheme: &str,
+    user: &str,
+    password: &str,
+    port: u16,
+    db: &str,
+) -> String {
     let mut url = format!("{scheme}://{}", encode(user));
     if !password.is_empty() {
         url.push(':');

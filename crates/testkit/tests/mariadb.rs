@@ -22,7 +22,11 @@ fn read_greeting(port: u16, timeout: Duration) -> std::io::Result<Vec<u8>> {
 fn scalar(db: &MariaDb, sql: &str) -> String {
     let rows = db.admin(sql).unwrap();
     assert_eq!(rows.len(), 1, "expected one row from {sql}, got {rows:?}");
-    assert_eq!(rows[0].len(), 1, "expected one column from {sql}, got {rows:?}");
+    assert_eq!(
+        rows[0].len(),
+        1,
+        "expected one column from {sql}, got {rows:?}"
+    );
     rows[0][0].clone()
 }
 
@@ -69,7 +73,8 @@ fn start_admin_stop_and_start_again_keeps_port_and_data() {
     assert_eq!(db.port(), port);
     assert!(db.is_running());
     assert_eq!(
-        db.admin("SELECT id, name FROM test.kept ORDER BY id").unwrap(),
+        db.admin("SELECT id, name FROM test.kept ORDER BY id")
+            .unwrap(),
         vec![
             vec!["1".to_owned(), "one".to_owned()],
             vec!["2".to_owned(), "two".to_owned()],
@@ -187,7 +192,11 @@ fn password_user_needs_its_password() {
             .unwrap()
     };
     let ok = login(MariaDb::PW_PASSWORD);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "pw_user@%");
     let denied = login("wrong");
     assert!(!denied.status.success());

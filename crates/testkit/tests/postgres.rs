@@ -27,7 +27,11 @@ fn ssl_answer(port: u16, timeout: Duration) -> std::io::Result<Vec<u8>> {
 fn scalar(db: &Postgres, sql: &str) -> String {
     let rows = db.admin(sql).unwrap();
     assert_eq!(rows.len(), 1, "expected one row from {sql}, got {rows:?}");
-    assert_eq!(rows[0].len(), 1, "expected one column from {sql}, got {rows:?}");
+    assert_eq!(
+        rows[0].len(),
+        1,
+        "expected one column from {sql}, got {rows:?}"
+    );
     rows[0][0].clone()
 }
 
@@ -90,7 +94,9 @@ fn kill_and_start_again_recovers() {
 fn paused_server_is_a_black_hole_until_resumed() {
     let mut db = Postgres::start().unwrap();
     assert_eq!(
-        ssl_answer(db.port(), Duration::from_secs(10)).unwrap().len(),
+        ssl_answer(db.port(), Duration::from_secs(10))
+            .unwrap()
+            .len(),
         1
     );
     db.pause().unwrap();
@@ -128,13 +134,24 @@ fn settings_apply_and_password_role_needs_its_password() {
         Command::new("psql")
             .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p"])
             .arg(db.port().to_string())
-            .args(["-U", Postgres::PW_USER, "-d", "test", "-c", "SELECT current_user"])
+            .args([
+                "-U",
+                Postgres::PW_USER,
+                "-d",
+                "test",
+                "-c",
+                "SELECT current_user",
+            ])
             .env("PGPASSWORD", password)
             .output()
             .unwrap()
     };
     let ok = login(Postgres::PW_PASSWORD);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "pw_user");
     let denied = login("wrong");
     assert!(!denied.status.success());
@@ -142,10 +159,11 @@ fn settings_apply_and_password_role_needs_its_password() {
 }
 
 #[test]
-fn drop_kills_postmaster_and_backends() {
+fn drop_kills_a_paused_postmaster_and_its_backends() {
     let db = Postgres::start().unwrap();
     let datadir = db.datadir().to_path_buf();
     let port = db.port();
+    db.pause().unwrap();
     drop(db);
     assert!(!datadir.exists());
     assert!(ssl_answer(port, Duration::from_secs(1)).is_err());

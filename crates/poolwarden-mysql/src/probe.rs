@@ -1,0 +1,257 @@
+//! The no-round-trip look at a connection: what mysql_async shows about the
+//! protocol state and the last status the server sent, and the decision
+//! built on it.
+//!
+//! What mysql_async 0.37 exposes (see `RESEARCH.md` for the code paths):
+//!
+//! * `Conn::is_disconnected()`: `Conn::routine` sets the flag before every
+//!   command and clears it only when the command completed (or failed with a
+//!   server error). Still set afterwards means the command's future was
+//!   dropped mid-flight (cancelled) or the driver closed the socket after an
+//!   I/O or protocol error (then the stream is gone).
+//! * Unread results: `QueryResult::new(&mut conn).is_empty()` is `false` while
+//!   a result set with columns is not read to its end or more result sets
+//!   follow. (An unconsumed result of a statement without columns is
+//!   harmless: no bytes wait on the wire, and mysql_async clears it without
+//!   I/O before the next command.)
+//! * `Conn::last_ok_packet()`: the status flags of the last OK/EOF packet
+//!   (`SERVER_STATUS_IN_TRANS`, `SERVER_STATUS_AUTOCOMMIT`); `None` after an
+//!   error packet.
+//! * Nothing public says whether the stream is gone or whether a server error
+//!   from a later statement of a multi-statement query is still pending; both
+//!   show in `Conn`'s `Debug` output, which is only rendered on those rare
+//!   paths (after the disconnected flag or an error packet).
+//! * No session-state tracking: mysql_async does not send
+//!   `CLIENT_SESSION_TRACK`, so `SERVER_SESSION_STATE_CHANGED` never comes.
+//! * The server closing the socket while idle is not visible without I/O
+//!   (mysql_async's own pool has a non-blocking EOF check, `Stream::check`,
+//!   but it is `pub(crate)`); the pool's validation ping covers that (F1).
+
+use mysql_async::consts::StatusFlags;
+use mysql_async::{Conn, QueryResult, TextProtocol};
+use poolwarden::Probe;
+
+use crate::policy::ResetPolicy;
+use crate::state::Lease;
+
+/// The protocol-level state of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// At a command boundary with nothing unread.
+    Idle,
+    /// The driver closed the socket after an I/O or protocol error.
+    Closed,
+    /// Mid-protocol: a cancelled command, unread rows or result sets, or a
+    /// server error of an unread result set waiting to surprise the next
+    /// command.
+    Corrupt,
+}
+
+/// What the last status the server sent says about the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Session {
+    /// Status flags of the last OK packet; `None` when the last command
+    /// ended in an error packet (which carries no status).
+    pub(crate) status: Option<StatusFlags>,
+}
+
+impl Session {
+    /// Read from the connection.
+    pub(crate) fn of(conn: &Conn) -> Session {
+        Session {
+            status: conn.last_ok_packet().map(|ok| ok.status_flags()),
+        }
+    }
+
+    /// A transaction is open, or may be (the last status is unknown).
+    pub(crate) fn transaction_may_be_open(&self) -> bool {
+        self.status
+            .is_none_or(|s| s.contains(StatusFlags::SERVER_STATUS_IN_TRANS))
+    }
+
+    /// The `autocommit` mode the server reported, if known.
+    pub(crate) fn autocommit(&self) -> Option<bool> {
+        self.status
+            .map(|s| s.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT))
+    }
+
+    /// Something a `ROLLBACK` (plus restoring `autocommit`) must undo.
+    pub(crate) fn needs_rollback(&self, baseline_autocommit: bool) -> bool {
+        self.transaction_may_be_open() || self.autocommit() != Some(baseline_autocommit)
+    }
+}
+
+/// The protocol state of `conn`, without I/O.
+pub(crate) fn wire(conn: &mut Conn) -> Wire {
+    if conn.is_disconnected() {
+        return match debug_text(conn) {
+            Some(text) if text.contains("stream: None") => Wire::Closed,
+            _ => Wire::Corrupt,
+        };
+    }
+    if !QueryResult::<TextProtocol>::new(&mut *conn).is_empty() {
+        return Wire::Corrupt;
+    }
+    if conn.last_ok_packet().is_none() {
+        // After an error: a multi-statement query whose later statement
+        // failed leaves that error pending, and the next command (the next
+        // borrower's) would return it. Only `Debug` shows it.
+        if debug_text(conn).is_none_or(|text| text.contains("pending_result: Err(")) {
+            return Wire::Corrupt;
+        }
+    }
+    Wire::Idle
+}
+
+/// `Conn`'s `Debug` rendering, or `None` if rendering panicked (mysql_async
+/// unwraps its codec there). Holds the connection options: never log it.
+fn debug_text(conn: &Conn) -> Option<String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| format!("{conn:?}"))).ok()
+}
+
+/// The probe's verdict, from what was observed and the connection's record
+/// (`None` for a connection this manager did not open).
+pub(crate) fn decide(
+    wire: Wire,
+    session: Session,
+    policy: ResetPolicy,
+    record: Option<(bool, &mut Lease)>,
+) -> Probe {
+    match wire {
+        Wire::Closed => return Probe::Closed,
+        Wire::Corrupt => return Probe::Corrupt,
+        Wire::Idle => {}
+    }
+    let baseline_autocommit = record.as_ref().is_none_or(|(a, _)| *a);
+    match policy {
+        ResetPolicy::None => Probe::Clean,
+        ResetPolicy::Rollback => {
+            if session.needs_rollback(baseline_autocommit) {
+                Probe::NeedsReset
+            } else {
+                Probe::Clean
+            }
+        }
+        ResetPolicy::Full => {
+            let Some((_, lease)) = record else {
+                return Probe::NeedsReset;
+            };
+            if session.needs_rollback(baseline_autocommit) {
+                *lease = Lease::Lent;
+                Probe::NeedsReset
+            } else if lease.spend() {
+                Probe::Clean
+            } else {
+                Probe::NeedsReset
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTOCOMMIT: StatusFlags = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+
+    fn session(flags: Option<StatusFlags>) -> Session {
+        Session { status: flags }
+    }
+
+    fn idle() -> Session {
+        session(Some(AUTOCOMMIT))
+    }
+
+    fn in_trans() -> Session {
+        session(Some(AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS))
+    }
+
+    #[test]
+    fn protocol_damage_wins_over_every_policy() {
+        for policy in [ResetPolicy::None, ResetPolicy::Rollback, ResetPolicy::Full] {
+            let mut lease = Lease::AFTER_RESET;
+            assert_eq!(
+                decide(Wire::Corrupt, idle(), policy, Some((true, &mut lease))),
+                Probe::Corrupt
+            );
+            assert_eq!(
+                decide(Wire::Closed, idle(), policy, Some((true, &mut lease))),
+                Probe::Closed
+            );
+            assert_eq!(
+                lease,
+                Lease::AFTER_RESET,
+                "a dead connection spends nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn policy_none_is_always_clean() {
+        assert_eq!(
+            decide(Wire::Idle, in_trans(), ResetPolicy::None, None),
+            Probe::Clean
+        );
+    }
+
+    #[test]
+    fn policy_rollback_looks_at_the_status_only() {
+        let p = ResetPolicy::Rollback;
+        let mut lease = Lease::Lent;
+        assert_eq!(
+            decide(Wire::Idle, idle(), p, Some((true, &mut lease))),
+            Probe::Clean
+        );
+        assert_eq!(
+            decide(Wire::Idle, in_trans(), p, Some((true, &mut lease))),
+            Probe::NeedsReset
+        );
+        // The last command failed: a transaction may be open.
+        assert_eq!(
+            decide(Wire::Idle, session(None), p, Some((true, &mut lease))),
+            Probe::NeedsReset
+        );
+        // `SET autocommit = 0` left behind.
+        assert_eq!(
+            decide(
+                Wire::Idle,
+                session(Some(StatusFlags::empty())),
+                p,
+                Some((true, &mut lease))
+            ),
+            Probe::NeedsReset
+        );
+        // ... unless that is how init SQL configured the session.
+        assert_eq!(
+            decide(
+                Wire::Idle,
+                session(Some(StatusFlags::empty())),
+                p,
+                Some((false, &mut lease))
+            ),
+            Probe::Clean
+        );
+    }
+
+    #[test]
+    fn policy_full_resets_after_every_hand_out() {
+        let p = ResetPolicy::Full;
+        let mut lease = Lease::AFTER_RESET;
+        let probe = |s: Session, lease: &mut Lease| decide(Wire::Idle, s, p, Some((true, lease)));
+        assert_eq!(probe(idle(), &mut lease), Probe::Clean, "post-reset check");
+        assert_eq!(probe(idle(), &mut lease), Probe::Clean, "checkout");
+        assert_eq!(probe(idle(), &mut lease), Probe::NeedsReset, "return");
+        let mut lease = Lease::AFTER_CONNECT;
+        assert_eq!(
+            probe(in_trans(), &mut lease),
+            Probe::NeedsReset,
+            "open transaction"
+        );
+        assert_eq!(lease, Lease::Lent);
+        assert_eq!(
+            decide(Wire::Idle, idle(), p, None),
+            Probe::NeedsReset,
+            "a connection without a record is never trusted"
+        );
+    }
+}
