@@ -266,3 +266,13 @@ async fn idle_timeout_closes_idle_connections_above_min_idle() {
     let s = pool.status();
     assert_eq!((s.open, s.closed.idle_timeout), (1, 2), "{s:?}");
 }
+
+#[test]
+fn bookkeeping_per_connection_stays_under_256_bytes() {
+    // One slot (facts + checkout record, behind its lock), one free-list
+    // entry, and the idle entry's slot index.
+    let per_connection = std::mem::size_of::<parking_lot::Mutex<crate::slots::Slot>>()
+        + 2 * std::mem::size_of::<u32>();
+    eprintln!("bookkeeping per connection: {per_connection} bytes");
+    assert!(per_connection < 256, "{per_connection} bytes");
+}
