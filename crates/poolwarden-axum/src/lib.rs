@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+
+mod context;
+mod db;
+mod debug;
+mod home;
+#[cfg(feature = "metrics")]
+mod metrics;
+mod rejection;
+mod request_id;
+mod transactional;
+mod tx;
+mod tx_layer;
+mod tx_rejection;
+
+pub use context::RequestContext;
+pub use db::Db;
+pub use debug::{debug_router, pool_debug_handler, PoolSnapshot, DEBUG_POOL_PATH};
+#[cfg(feature = "metrics")]
+pub use metrics::{install_prometheus, metrics_handler, metrics_router, METRICS_PATH};
+#[cfg(feature = "metrics")]
+pub use metrics_exporter_prometheus::PrometheusHandle;
+pub use rejection::{DbRejection, DATABASE_UNAVAILABLE};
+pub use request_id::REQUEST_ID_HEADER;
+pub use transactional::Transactional;
+pub use tx::Tx;
+pub use tx_layer::{TxLayer, TxService, TRANSACTION_FAILED};
+pub use tx_rejection::{TxRejection, INTERNAL_ERROR};
