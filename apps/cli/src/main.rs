@@ -1,1 +1,115 @@
-fn main() {}
+//! `poolwarden`: the pool doctor. Checks pool settings against what the
+//! database server says about itself (`doctor URL`), or reads a running
+//! service's `/debug/pool` (`doctor --live URL`). See `--help` and the
+//! README for the exit codes.
+
+mod checks;
+mod cli;
+mod error;
+mod facts;
+mod live;
+mod render;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, ColorWhen, Command, DoctorArgs};
+use crate::error::DoctorError;
+
+/// Exit code when the doctor could not diagnose.
+const EXIT_UNDIAGNOSED: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(EXIT_UNDIAGNOSED),
+            };
+        }
+    };
+    let Command::Doctor(args) = cli.command;
+    match args.color {
+        ColorWhen::Auto => {}
+        ColorWhen::Always => anstream::ColorChoice::AlwaysAnsi.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+    }
+    let json = args.json;
+    match run(&args) {
+        Ok((report, code)) => {
+            let mut out = anstream::stdout();
+            let _ = out.write_all(report.as_bytes());
+            let _ = out.flush();
+            ExitCode::from(code)
+        }
+        Err(e) => {
+            if json {
+                println!("{}", render::error_json(&e.to_string()));
+            }
+            let mut err = anstream::stderr();
+            let _ = writeln!(err, "error: {e}");
+            ExitCode::from(EXIT_UNDIAGNOSED)
+        }
+    }
+}
+
+/// Runs `doctor`; returns the report to print and the exit code.
+fn run(args: &DoctorArgs) -> Result<(String, u8), DoctorError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DoctorError::Usage(format!("cannot start the async runtime: {e}")))?;
+    if args.live {
+        let report = rt.block_on(live::fetch(&args.url, args.timeout))?;
+        let findings = checks::check_live(&report);
+        let code = render::exit_code(&findings);
+        let shown = facts::redact_str(&args.url);
+        let text = if args.json {
+            pretty(&render::live_json(&shown, &report, &findings))
+        } else {
+            render::live_human(&shown, &report, &findings)
+        };
+        return Ok((text, code));
+    }
+    let target = facts::Target::parse(&args.url)?;
+    let cfg = args.pool_config()?;
+    let facts = rt.block_on(facts::read_facts(&target, args.timeout))?;
+    let findings = checks::check_server(&facts, &cfg, args.processes);
+    let code = render::exit_code(&findings);
+    let text = if args.json {
+        pretty(&render::server_json(
+            &target.redacted(),
+            &facts,
+            &cfg,
+            args.processes,
+            &findings,
+        ))
+    } else {
+        let source = match (&args.pool_config, args.pool.any()) {
+            (Some(p), true) => format!("settings from {} with flags", p.display()),
+            (Some(p), false) => format!("settings from {}", p.display()),
+            (None, true) => "defaults with flags".to_owned(),
+            (None, false) => "default settings".to_owned(),
+        };
+        render::server_human(
+            &target.redacted(),
+            &facts,
+            &cfg,
+            &source,
+            args.processes,
+            &findings,
+        )
+    };
+    Ok((text, code))
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    s.push('\n');
+    s
+}
