@@ -101,8 +101,10 @@ pub struct PoolConfig {
     #[serde(with = "humantime_serde")]
     pub keepalive_interval: Option<Duration>,
     /// Report a checkout held longer than this, with its source location and
-    /// label, and again when it comes back. Default 30 s. `None` disables
-    /// leak detection; the live checkout list stays available (F6).
+    /// label, and again when it comes back; independently, report (louder) a
+    /// checkout held for 2/3 of the server's idle timeout, before the server
+    /// can close it. Default 30 s. `None` disables both reports; the live
+    /// checkout list stays available (F6).
     #[serde(with = "humantime_serde")]
     pub leak_threshold: Option<Duration>,
     /// Capture a backtrace at each checkout for leak reports. Default

@@ -32,17 +32,18 @@ pub(crate) fn near_server_timeout(server_idle_timeout: Duration) -> Duration {
 impl<M: Manager> Shared<M> {
     /// Scan the live checkouts; report each leak once.
     pub(crate) fn scan_leaks(&self, now: Tick) -> usize {
-        let threshold = self.cfg.leak_threshold;
+        // `leak_threshold: None` turns all of leak reporting off.
+        let Some(threshold) = self.cfg.leak_threshold else {
+            return 0;
+        };
         let mut found = Found::default();
         self.slots.each(|slot| {
             if slot.record.active {
                 let held = now.since(slot.record.since);
-                if let Some(t) = threshold {
-                    if !slot.record.leak_reported && held >= t {
-                        slot.record.leak_reported = true;
-                        let bt = slot.record.backtrace.as_ref().map(|b| b.to_string());
-                        found.leaks.push((slot.info(now), bt));
-                    }
+                if !slot.record.leak_reported && held >= threshold {
+                    slot.record.leak_reported = true;
+                    let bt = slot.record.backtrace.as_ref().map(|b| b.to_string());
+                    found.leaks.push((slot.info(now), bt));
                 }
                 if let Some(server) = slot.meta.server_idle_timeout {
                     if !slot.record.near_timeout_reported && held >= near_server_timeout(server) {

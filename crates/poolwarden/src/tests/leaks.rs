@@ -33,13 +33,27 @@ async fn a_leak_is_reported_once_with_location_and_label_then_resolved() {
 async fn a_hold_near_the_server_timeout_is_reported_before_it() {
     let m = Scripted::default();
     *m.0.server_idle_timeout.lock() = Some(Duration::from_secs(5));
-    let (pool, rec) = observed(&m, |b| b.leak_threshold(None));
+    let (pool, rec) = observed(&m, |b| b.leak_threshold(Some(Duration::from_secs(60))));
     let conn = pool.get().await.unwrap();
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let near = rec
         .find("near_timeout")
         .expect("warned before the server timeout");
     assert!(near.contains("leaks.rs"), "{near}");
+    assert_eq!(rec.count("leak "), 0, "not a leak yet by the threshold");
+    drop(conn);
+}
+
+#[tokio::test(start_paused = true)]
+async fn leak_detection_off_reports_nothing() {
+    let m = Scripted::default();
+    *m.0.server_idle_timeout.lock() = Some(Duration::from_secs(5));
+    let (pool, rec) = observed(&m, |b| b.leak_threshold(None));
+    let conn = pool.get().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(rec.count("leak"), 0);
+    assert_eq!(rec.count("near_timeout"), 0);
+    assert_eq!(pool.checkouts().len(), 1, "the live list stays available");
     drop(conn);
 }
 
