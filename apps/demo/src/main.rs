@@ -10,6 +10,8 @@ mod replay;
 mod schema;
 mod serve;
 mod settings;
+#[cfg(test)]
+mod tests;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,301 @@
+//! The API against a private MariaDB, through the real router.
+
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use poolwarden::PoolConfig;
+use poolwarden_testkit::MariaDb;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::app::{self, AppState};
+use crate::database;
+
+/// One private server for every test in this binary.
+fn server() -> &'static MariaDb {
+    static SERVER: OnceLock<MariaDb> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        MariaDb::start().expect("a private MariaDB (apt-get install -y mariadb-server)")
+    })
+}
+
+async fn app() -> Router {
+    let db = database::open(&server().url(), PoolConfig::default())
+        .await
+        .expect("database");
+    app::router(AppState::new(db.pool.clone()), None)
+}
+
+async fn call(app: &Router, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{tag}-{}-{}@example.com",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_crud_and_pagination() {
+    let app = app().await;
+    let email = unique("crud");
+    let (s, a) = call(
+        &app,
+        Method::POST,
+        "/accounts",
+        Some(&json!({"name": "Ada", "email": email}).to_string()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let id = a["id"].as_u64().unwrap();
+    assert_eq!(a["email"], email);
+    let (s, dup) = call(
+        &app,
+        Method::POST,
+        "/accounts",
+        Some(&json!({"name": "Ada", "email": email}).to_string()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{dup}");
+    assert!(dup["message"].as_str().unwrap().contains("already exists"));
+    let (s, got) = call(&app, Method::GET, &format!("/accounts/{id}"), None).await;
+    assert_eq!((s, got["name"].as_str()), (StatusCode::OK, Some("Ada")));
+    let (s, upd) = call(
+        &app,
+        Method::PATCH,
+        &format!("/accounts/{id}"),
+        Some(r#"{"name": "Ada L."}"#),
+    )
+    .await;
+    assert_eq!((s, upd["name"].as_str()), (StatusCode::OK, Some("Ada L.")));
+    for _ in 0..3 {
+        let (s, _) = call(
+            &app,
+            Method::POST,
+            "/accounts",
+            Some(&json!({"name": "x", "email": unique("page")}).to_string()),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (s, page) = call(&app, Method::GET, "/accounts?limit=2", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let after = page["next_after"].as_u64().expect("more pages");
+    let (_, next) = call(
+        &app,
+        Method::GET,
+        &format!("/accounts?limit=2&after={after}"),
+        None,
+    )
+    .await;
+    assert!(next["items"][0]["id"].as_u64().unwrap() > after);
+    let (s, _) = call(&app, Method::DELETE, &format!("/accounts/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, gone) = call(&app, Method::GET, &format!("/accounts/{id}"), None).await;
+    assert_eq!(
+        (s, gone["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_belong_to_accounts() {
+    let app = app().await;
+    let (_, a) = call(
+        &app,
+        Method::POST,
+        "/accounts",
+        Some(&json!({"name": "Bo", "email": unique("orders")}).to_string()),
+    )
+    .await;
+    let id = a["id"].as_u64().unwrap();
+    let (s, o) = call(
+        &app,
+        Method::POST,
+        &format!("/accounts/{id}/orders"),
+        Some(r#"{"amount_cents": 1250}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["status"], "new");
+    let oid = o["id"].as_u64().unwrap();
+    let (s, o) = call(
+        &app,
+        Method::PATCH,
+        &format!("/orders/{oid}"),
+        Some(r#"{"status": "paid"}"#),
+    )
+    .await;
+    assert_eq!((s, o["status"].as_str()), (StatusCode::OK, Some("paid")));
+    let (s, bad) = call(
+        &app,
+        Method::PATCH,
+        &format!("/orders/{oid}"),
+        Some(r#"{"status": "lost"}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    let (s, list) = call(&app, Method::GET, &format!("/accounts/{id}/orders"), None).await;
+    assert_eq!(
+        (s, list["items"].as_array().unwrap().len()),
+        (StatusCode::OK, 1)
+    );
+    let (s, _) = call(
+        &app,
+        Method::POST,
+        "/accounts/999999999/orders",
+        Some(r#"{"amount_cents": 1}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(&app, Method::DELETE, &format!("/orders/{oid}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_4xx_with_a_clear_message_never_a_500() {
+    let app = app().await;
+    let cases: &[(Method, &str, Option<&str>, StatusCode, &str)] = &[
+        (
+            Method::POST,
+            "/accounts",
+            Some("{not json"),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            Method::POST,
+            "/accounts",
+            Some(r#"{"name": 5, "email": "a@b.co"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name",
+        ),
+        (
+            Method::POST,
+            "/accounts",
+            Some(r#"{"name": "x"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email",
+        ),
+        (
+            Method::POST,
+            "/accounts",
+            Some(r#"{"name": "x", "email": "nope"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "e-mail",
+        ),
+        (
+            Method::POST,
+            "/accounts",
+            Some(r#"{"name": "x", "email": "a@b.co", "admin": true}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "admin",
+        ),
+        (
+            Method::GET,
+            "/accounts/abc",
+            None,
+            StatusCode::BAD_REQUEST,
+            "positive integer",
+        ),
+        (
+            Method::GET,
+            "/accounts?limit=1000",
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/accounts?limit=x",
+            None,
+            StatusCode::BAD_REQUEST,
+            "limit",
+        ),
+        (
+            Method::POST,
+            "/accounts/1/orders",
+            Some(r#"{"amount_cents": -5}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount_cents",
+        ),
+        (
+            Method::PATCH,
+            "/accounts/1",
+            Some("{}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name",
+        ),
+    ];
+    for (method, uri, body, want, says) in cases {
+        let (s, v) = call(&app, method.clone(), uri, *body).await;
+        assert_eq!(s, *want, "{method} {uri} {body:?}: {v}");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(says),
+            "{method} {uri}: {message:?} should mention {says:?}"
+        );
+    }
+    // Without a JSON content type.
+    let req = Request::post("/accounts")
+        .body(Body::from(r#"{"name":"x","email":"a@b.co"}"#))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Oversized.
+    let huge = json!({"name": "x".repeat(40_000), "email": "a@b.co"}).to_string();
+    let (s, v) = call(&app, Method::POST, "/accounts", Some(&huge)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_run_in_the_background_on_their_own_connection() {
+    let app = app().await;
+    let (s, r) = call(&app, Method::POST, "/reports", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let url = r["status_url"].as_str().unwrap().to_owned();
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = call(&app, Method::GET, &url, None).await;
+        if v["status"] != "pending" {
+            last = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["status"], "done", "{last}");
+    // The legacy endpoint exists only in the replay.
+    let (s, _) = call(&app, Method::POST, "/reports/legacy", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_the_pool() {
+    let app = app().await;
+    let (s, v) = call(&app, Method::GET, "/debug/pool", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["status"]["open"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["checkouts"].is_array());
+    let (s, _) = call(&app, Method::GET, "/health", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
