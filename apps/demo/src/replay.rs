@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use mysql_async::prelude::*;
 use parking_lot::Mutex;
 use poolwarden::{CloseReason, Event, Observer, PoolConfig};
 use tower::ServiceExt;

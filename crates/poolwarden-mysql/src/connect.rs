@@ -6,10 +6,10 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
+use crate::conn::MySqlConn;
 use crate::facts;
 use crate::probe::Session;
 use crate::reset::InitSql;
-use crate::state::{ConnState, Lease, Registry};
 
 /// TCP keepalive idle time applied when the options set none (F10).
 pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -40,13 +40,9 @@ pub(crate) fn url_sets(url: &str, name: &str) -> bool {
 }
 
 /// Open a connection (never through mysql_async's own pool), run init SQL,
-/// read the server facts, and record them.
-pub(crate) async fn open(
-    base: &Opts,
-    init: &InitSql,
-    registry: &Registry,
-) -> mysql_async::Result<Conn> {
-    let mut conn = Conn::new(registry.tagged_opts(base)).await?;
+/// and read the server facts.
+pub(crate) async fn open(opts: &Opts, init: &InitSql) -> mysql_async::Result<MySqlConn> {
+    let mut conn = Conn::new(opts.clone()).await?;
     init.run(&mut conn).await?;
     let facts = facts::read(&mut conn).await?;
     if conn.last_ok_packet().is_none() {
@@ -55,14 +51,7 @@ pub(crate) async fn open(
         conn.ping().await?;
     }
     let autocommit = Session::of(&conn).autocommit().unwrap_or(true);
-    registry.with(&conn, |state| {
-        *state = ConnState {
-            facts,
-            autocommit,
-            lease: Lease::AFTER_CONNECT,
-        }
-    });
-    Ok(conn)
+    Ok(MySqlConn::new(conn, facts, autocommit))
 }
 
 #[cfg(test)]

@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder};
+use mysql_async::{Opts, OptsBuilder};
 use poolwarden::{ConnectionFacts, ErrorClass, Manager, Probe};
 
 use crate::classify::{classify_error, Classifier};
+use crate::conn::MySqlConn;
 use crate::connect;
 use crate::policy::ResetPolicy;
-use crate::probe::{self, Session};
+use crate::probe::{self, At, Known};
 use crate::reset::{self, InitSql};
-use crate::state::{Lease, Registry};
 
-/// Opens, checks, resets and classifies `mysql_async::Conn`s for a
+/// Opens, checks, resets and classifies MySQL/MariaDB connections for a
 /// poolwarden pool.
 ///
 /// ```no_run
@@ -25,14 +25,17 @@ use crate::state::{Lease, Registry};
 /// # fn main() -> Result<(), mysql_async::Error> {
 /// let manager = MySqlManager::from_url("mysql://app:secret@db:3306/shop")?
 ///     .init_sql(["SET time_zone = '+00:00'"])
-///     .reset_policy(ResetPolicy::Full);
+///     .reset_policy(ResetPolicy::Auto); // the default
 /// # let _ = manager; Ok(()) }
 /// ```
 ///
-/// The pool's guard dereferences to [`mysql_async::Conn`], so the driver's
-/// whole API stays available to the borrower.
+/// The pool hands out [`MySqlConn`]s: they offer the driver's query API
+/// (`mysql_async::prelude::Queryable`) and dereference to
+/// [`mysql_async::Conn`], and they track whether the borrower may have
+/// changed session state, so that [`ResetPolicy::Auto`] resets only the
+/// connections that need it.
 ///
-/// Connections are opened with [`Conn::new`]: never through mysql_async's own
+/// Connections are opened with [`mysql_async::Conn::new`]: never through mysql_async's own
 /// pool, with TCP keepalive on ([`DEFAULT_TCP_KEEPALIVE`] unless the options
 /// set one) and mysql_async's `prefer_socket` hop off (see
 /// [`prefer_socket`](MySqlManager::prefer_socket)).
@@ -44,7 +47,6 @@ pub struct MySqlManager {
     init: InitSql,
     policy: ResetPolicy,
     classifier: Option<Arc<Classifier>>,
-    registry: Registry,
 }
 
 impl MySqlManager {
@@ -55,7 +57,6 @@ impl MySqlManager {
             init: InitSql::default(),
             policy: ResetPolicy::default(),
             classifier: None,
-            registry: Registry::default(),
         }
     }
 
@@ -92,7 +93,7 @@ impl MySqlManager {
         self
     }
 
-    /// What a returned connection goes through; [`ResetPolicy::Full`] by
+    /// What a returned connection goes through; [`ResetPolicy::Auto`] by
     /// default.
     pub fn reset_policy(mut self, policy: ResetPolicy) -> Self {
         self.policy = policy;
@@ -137,8 +138,7 @@ impl MySqlManager {
         self
     }
 
-    /// The options new connections are opened with (the `after_connect`
-    /// callback aside, which the manager wraps per connection).
+    /// The options new connections are opened with.
     pub fn opts(&self) -> &Opts {
         &self.opts
     }
@@ -165,54 +165,72 @@ impl fmt::Debug for MySqlManager {
             .field("policy", &self.policy)
             .field("init_sql", &self.init.statements().len())
             .field("classify_with", &self.classifier.is_some())
-            .field("registry", &self.registry)
             .finish()
     }
 }
 
+impl MySqlManager {
+    /// The probe's verdict on `conn`, for the pool's probe `at`.
+    fn probe_at(&self, conn: &mut MySqlConn, at: At) -> Probe {
+        let wire = probe::wire(&mut conn.inner);
+        let session = conn.session();
+        let known = Known {
+            baseline_autocommit: conn.autocommit,
+            dirty: conn.tracker.is_dirty(),
+        };
+        probe::decide(wire, session, self.policy, known, at)
+    }
+}
+
 impl Manager for MySqlManager {
-    type Connection = Conn;
+    type Connection = MySqlConn;
     type Error = mysql_async::Error;
 
-    fn connect(&self) -> impl Future<Output = Result<Conn, mysql_async::Error>> + Send {
-        connect::open(&self.opts, &self.init, &self.registry)
+    fn connect(&self) -> impl Future<Output = Result<MySqlConn, mysql_async::Error>> + Send {
+        connect::open(&self.opts, &self.init)
     }
 
-    /// `COM_PING`. Under [`ResetPolicy::Full`] a validated connection counts
-    /// as handed out (the pool validates right before some hand-outs), so
-    /// its next probe after the borrow asks for a reset.
+    /// `COM_PING`.
     fn validate(
         &self,
-        conn: &mut Conn,
+        conn: &mut MySqlConn,
     ) -> impl Future<Output = Result<(), mysql_async::Error>> + Send {
-        self.registry.with(conn, |s| s.lease = Lease::Lent);
-        conn.ping()
+        conn.tracker.live();
+        conn.inner.ping()
     }
 
-    fn probe(&self, conn: &mut Conn) -> Probe {
-        let wire = probe::wire(conn);
-        let session = Session::of(conn);
-        let policy = self.policy;
-        self.registry
-            .with(conn, |s| {
-                probe::decide(wire, session, policy, Some((s.autocommit, &mut s.lease)))
-            })
-            .unwrap_or_else(|| probe::decide(wire, session, policy, None))
+    /// At checkout and after a reset: the protocol state, then (except under
+    /// [`ResetPolicy::None`]) an open transaction or a changed `autocommit`,
+    /// and under [`ResetPolicy::Auto`] and [`ResetPolicy::Full`] a dirty
+    /// connection, count as not clean.
+    fn probe(&self, conn: &mut MySqlConn) -> Probe {
+        self.probe_at(conn, At::Checkout)
     }
 
-    async fn reset(&self, conn: &mut Conn) -> Result<(), mysql_async::Error> {
-        match self.policy {
-            ResetPolicy::None => {}
-            ResetPolicy::Rollback => {
-                let autocommit = self.registry.with(conn, |s| s.autocommit).unwrap_or(true);
-                reset::rollback(conn, autocommit).await?;
-            }
-            ResetPolicy::Full => {
-                reset::full(conn, &self.init).await?;
-                self.registry.with(conn, |s| s.lease = Lease::AFTER_RESET);
-            }
+    /// At return: the protocol state, then the policy (see [`ResetPolicy`]).
+    fn probe_returned(&self, conn: &mut MySqlConn) -> Probe {
+        self.probe_at(conn, At::Return)
+    }
+
+    async fn reset(&self, conn: &mut MySqlConn) -> Result<(), mysql_async::Error> {
+        let rollback_suffices = match self.policy {
+            ResetPolicy::None => return Ok(()),
+            ResetPolicy::Rollback => true,
+            // Full trusts no tracking: whatever the borrower did, the whole
+            // session is reset.
+            ResetPolicy::Full => false,
+            // Nothing but a transaction (or a changed autocommit) to undo: a
+            // ROLLBACK is cheaper and keeps the statement cache.
+            ResetPolicy::Auto => !conn.tracker.is_dirty(),
+        };
+        if rollback_suffices {
+            conn.tracker.live();
+            reset::rollback(&mut conn.inner, conn.autocommit).await
+        } else {
+            reset::full(&mut conn.inner, &self.init).await?;
+            conn.tracker.reset();
+            Ok(())
         }
-        Ok(())
     }
 
     fn classify(&self, error: &mysql_async::Error) -> ErrorClass {
@@ -223,8 +241,8 @@ impl Manager for MySqlManager {
         }
     }
 
-    fn facts(&self, conn: &Conn) -> ConnectionFacts {
-        self.registry.get(conn).map(|s| s.facts).unwrap_or_default()
+    fn facts(&self, conn: &MySqlConn) -> ConnectionFacts {
+        conn.facts.clone()
     }
 }
 
@@ -272,10 +290,10 @@ mod tests {
     }
 
     #[test]
-    fn unknown_connections_have_no_facts() {
-        // `facts`/`probe` on a Conn the manager did not open cannot be tested
-        // without a server; see tests/mariadb.rs.
+    fn auto_is_the_default_policy() {
+        // `probe`/`reset` need a server; see tests/mariadb.rs.
         let m = MySqlManager::new(OptsBuilder::default());
-        assert_eq!(m.policy(), ResetPolicy::Full);
+        assert_eq!(m.policy(), ResetPolicy::Auto);
+        assert_eq!(ResetPolicy::default(), ResetPolicy::Auto);
     }
 }

@@ -16,13 +16,17 @@
 //!   I/O before the next command.)
 //! * `Conn::last_ok_packet()`: the status flags of the last OK/EOF packet
 //!   (`SERVER_STATUS_IN_TRANS`, `SERVER_STATUS_AUTOCOMMIT`); `None` after an
-//!   error packet.
+//!   error packet. Garbage right after a prepare (mysql_async parses the
+//!   prepare response as an OK packet), which is why the status is read
+//!   through [`MySqlConn::session`](crate::MySqlConn) (see `StatusSource`
+//!   in `conn.rs`).
 //! * Nothing public says whether the stream is gone or whether a server error
 //!   from a later statement of a multi-statement query is still pending; both
 //!   show in `Conn`'s `Debug` output, which is only rendered on those rare
 //!   paths (after the disconnected flag or an error packet).
 //! * No session-state tracking: mysql_async does not send
-//!   `CLIENT_SESSION_TRACK`, so `SERVER_SESSION_STATE_CHANGED` never comes.
+//!   `CLIENT_SESSION_TRACK`, so `SERVER_SESSION_STATE_CHANGED` never comes;
+//!   the [`MySqlConn`](crate::MySqlConn) wrapper's dirty flag stands in.
 //! * The server closing the socket while idle is not visible without I/O
 //!   (mysql_async's own pool has a non-blocking EOF check, `Stream::check`,
 //!   but it is `pub(crate)`); the pool's validation ping covers that (F1).
@@ -32,7 +36,6 @@ use mysql_async::{Conn, QueryResult, TextProtocol};
 use poolwarden::Probe;
 
 use crate::policy::ResetPolicy;
-use crate::state::Lease;
 
 /// The protocol-level state of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,42 +112,55 @@ fn debug_text(conn: &Conn) -> Option<String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| format!("{conn:?}"))).ok()
 }
 
-/// The probe's verdict, from what was observed and the connection's record
-/// (`None` for a connection this manager did not open).
+/// Which probe the pool is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum At {
+    /// Before a hand-out, and right after a reset ([`Manager::probe`]).
+    ///
+    /// [`Manager::probe`]: poolwarden::Manager::probe
+    Checkout,
+    /// When the borrower gives the connection back
+    /// ([`Manager::probe_returned`]).
+    ///
+    /// [`Manager::probe_returned`]: poolwarden::Manager::probe_returned
+    Return,
+}
+
+/// What the manager knows about the connection beyond the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    /// `autocommit` after connect and init SQL.
+    pub(crate) baseline_autocommit: bool,
+    /// A borrower ran something that may have changed session state.
+    pub(crate) dirty: bool,
+}
+
+/// The probe's verdict, from what was observed and what the wrapper tracked.
 pub(crate) fn decide(
     wire: Wire,
     session: Session,
     policy: ResetPolicy,
-    record: Option<(bool, &mut Lease)>,
+    known: Known,
+    at: At,
 ) -> Probe {
     match wire {
         Wire::Closed => return Probe::Closed,
         Wire::Corrupt => return Probe::Corrupt,
         Wire::Idle => {}
     }
-    let baseline_autocommit = record.as_ref().is_none_or(|(a, _)| *a);
-    match policy {
-        ResetPolicy::None => Probe::Clean,
-        ResetPolicy::Rollback => {
-            if session.needs_rollback(baseline_autocommit) {
-                Probe::NeedsReset
-            } else {
-                Probe::Clean
-            }
-        }
-        ResetPolicy::Full => {
-            let Some((_, lease)) = record else {
-                return Probe::NeedsReset;
-            };
-            if session.needs_rollback(baseline_autocommit) {
-                *lease = Lease::Lent;
-                Probe::NeedsReset
-            } else if lease.spend() {
-                Probe::Clean
-            } else {
-                Probe::NeedsReset
-            }
-        }
+    let rollback = session.needs_rollback(known.baseline_autocommit);
+    let needs_reset = match (policy, at) {
+        (ResetPolicy::None, _) => false,
+        (ResetPolicy::Rollback, _) => rollback,
+        (ResetPolicy::Full, At::Return) => true,
+        // At checkout (and after a reset) a dirty connection means some
+        // borrower's state was never undone: never hand it out.
+        (ResetPolicy::Full | ResetPolicy::Auto, _) => rollback || known.dirty,
+    };
+    if needs_reset {
+        Probe::NeedsReset
+    } else {
+        Probe::Clean
     }
 }
 
@@ -153,6 +169,20 @@ mod tests {
     use super::*;
 
     const AUTOCOMMIT: StatusFlags = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+    const CLEAN: Known = Known {
+        baseline_autocommit: true,
+        dirty: false,
+    };
+    const DIRTY: Known = Known {
+        baseline_autocommit: true,
+        dirty: true,
+    };
+    const ALL: [ResetPolicy; 4] = [
+        ResetPolicy::None,
+        ResetPolicy::Rollback,
+        ResetPolicy::Full,
+        ResetPolicy::Auto,
+    ];
 
     fn session(flags: Option<StatusFlags>) -> Session {
         Session { status: flags }
@@ -168,90 +198,113 @@ mod tests {
 
     #[test]
     fn protocol_damage_wins_over_every_policy() {
-        for policy in [ResetPolicy::None, ResetPolicy::Rollback, ResetPolicy::Full] {
-            let mut lease = Lease::AFTER_RESET;
-            assert_eq!(
-                decide(Wire::Corrupt, idle(), policy, Some((true, &mut lease))),
-                Probe::Corrupt
-            );
-            assert_eq!(
-                decide(Wire::Closed, idle(), policy, Some((true, &mut lease))),
-                Probe::Closed
-            );
-            assert_eq!(
-                lease,
-                Lease::AFTER_RESET,
-                "a dead connection spends nothing"
-            );
+        for policy in ALL {
+            for at in [At::Checkout, At::Return] {
+                assert_eq!(
+                    decide(Wire::Corrupt, idle(), policy, CLEAN, at),
+                    Probe::Corrupt
+                );
+                assert_eq!(
+                    decide(Wire::Closed, in_trans(), policy, DIRTY, at),
+                    Probe::Closed
+                );
+            }
         }
     }
 
     #[test]
     fn policy_none_is_always_clean() {
-        assert_eq!(
-            decide(Wire::Idle, in_trans(), ResetPolicy::None, None),
-            Probe::Clean
-        );
+        for at in [At::Checkout, At::Return] {
+            assert_eq!(
+                decide(Wire::Idle, in_trans(), ResetPolicy::None, DIRTY, at),
+                Probe::Clean
+            );
+        }
     }
 
     #[test]
     fn policy_rollback_looks_at_the_status_only() {
         let p = ResetPolicy::Rollback;
-        let mut lease = Lease::Lent;
+        for at in [At::Checkout, At::Return] {
+            assert_eq!(decide(Wire::Idle, idle(), p, CLEAN, at), Probe::Clean);
+            assert_eq!(
+                decide(Wire::Idle, idle(), p, DIRTY, at),
+                Probe::Clean,
+                "session state is this policy's documented blind spot"
+            );
+            assert_eq!(
+                decide(Wire::Idle, in_trans(), p, CLEAN, at),
+                Probe::NeedsReset
+            );
+            // The last command failed: a transaction may be open.
+            assert_eq!(
+                decide(Wire::Idle, session(None), p, CLEAN, at),
+                Probe::NeedsReset
+            );
+            // `SET autocommit = 0` left behind.
+            let off = session(Some(StatusFlags::empty()));
+            assert_eq!(decide(Wire::Idle, off, p, CLEAN, at), Probe::NeedsReset);
+            // ... unless that is how init SQL configured the session.
+            let baseline_off = Known {
+                baseline_autocommit: false,
+                dirty: false,
+            };
+            assert_eq!(decide(Wire::Idle, off, p, baseline_off, at), Probe::Clean);
+        }
+    }
+
+    #[test]
+    fn policy_full_resets_every_return() {
+        let p = ResetPolicy::Full;
         assert_eq!(
-            decide(Wire::Idle, idle(), p, Some((true, &mut lease))),
-            Probe::Clean
-        );
-        assert_eq!(
-            decide(Wire::Idle, in_trans(), p, Some((true, &mut lease))),
+            decide(Wire::Idle, idle(), p, CLEAN, At::Return),
             Probe::NeedsReset
         );
-        // The last command failed: a transaction may be open.
         assert_eq!(
-            decide(Wire::Idle, session(None), p, Some((true, &mut lease))),
+            decide(Wire::Idle, idle(), p, CLEAN, At::Checkout),
+            Probe::Clean,
+            "checkout and post-reset check of a clean connection"
+        );
+        assert_eq!(
+            decide(Wire::Idle, in_trans(), p, CLEAN, At::Checkout),
             Probe::NeedsReset
         );
-        // `SET autocommit = 0` left behind.
         assert_eq!(
-            decide(
-                Wire::Idle,
-                session(Some(StatusFlags::empty())),
-                p,
-                Some((true, &mut lease))
-            ),
+            decide(Wire::Idle, idle(), p, DIRTY, At::Checkout),
             Probe::NeedsReset
-        );
-        // ... unless that is how init SQL configured the session.
-        assert_eq!(
-            decide(
-                Wire::Idle,
-                session(Some(StatusFlags::empty())),
-                p,
-                Some((false, &mut lease))
-            ),
-            Probe::Clean
         );
     }
 
     #[test]
-    fn policy_full_resets_after_every_hand_out() {
-        let p = ResetPolicy::Full;
-        let mut lease = Lease::AFTER_RESET;
-        let probe = |s: Session, lease: &mut Lease| decide(Wire::Idle, s, p, Some((true, lease)));
-        assert_eq!(probe(idle(), &mut lease), Probe::Clean, "post-reset check");
-        assert_eq!(probe(idle(), &mut lease), Probe::Clean, "checkout");
-        assert_eq!(probe(idle(), &mut lease), Probe::NeedsReset, "return");
-        let mut lease = Lease::AFTER_CONNECT;
-        assert_eq!(
-            probe(in_trans(), &mut lease),
-            Probe::NeedsReset,
-            "open transaction"
-        );
-        assert_eq!(lease, Lease::Lent);
-        assert_eq!(
-            decide(Wire::Idle, idle(), p, None),
-            Probe::NeedsReset,
-            "a connection without a record is never trusted"
-        );
+    fn policy_auto_resets_only_what_needs_it() {
+        let p = ResetPolicy::Auto;
+        for at in [At::Checkout, At::Return] {
+            assert_eq!(
+                decide(Wire::Idle, idle(), p, CLEAN, at),
+                Probe::Clean,
+                "the free common case"
+            );
+            assert_eq!(decide(Wire::Idle, idle(), p, DIRTY, at), Probe::NeedsReset);
+            assert_eq!(
+                decide(Wire::Idle, in_trans(), p, CLEAN, at),
+                Probe::NeedsReset
+            );
+            assert_eq!(
+                decide(Wire::Idle, session(None), p, CLEAN, at),
+                Probe::NeedsReset,
+                "status unknown after an error"
+            );
+            assert_eq!(
+                decide(
+                    Wire::Idle,
+                    session(Some(StatusFlags::empty())),
+                    p,
+                    CLEAN,
+                    at
+                ),
+                Probe::NeedsReset,
+                "autocommit changed"
+            );
+        }
     }
 }

@@ -82,8 +82,10 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// [`ResetPolicy::Rollback`](crate::ResetPolicy::Rollback): `ROLLBACK`, then
-/// put `autocommit` back if the borrower changed it.
+/// [`ResetPolicy::Rollback`](crate::ResetPolicy::Rollback), and
+/// [`ResetPolicy::Auto`](crate::ResetPolicy::Auto) when only a transaction is
+/// left to undo: `ROLLBACK`, then put `autocommit` back if the borrower
+/// changed it.
 pub(crate) async fn rollback(
     conn: &mut Conn,
     baseline_autocommit: bool,
@@ -100,7 +102,8 @@ pub(crate) async fn rollback(
     Ok(())
 }
 
-/// [`ResetPolicy::Full`](crate::ResetPolicy::Full).
+/// [`ResetPolicy::Full`](crate::ResetPolicy::Full), and
+/// [`ResetPolicy::Auto`](crate::ResetPolicy::Auto) for a dirty connection.
 ///
 /// `COM_RESET_CONNECTION` (`Conn::reset`) rolls back, drops temporary
 /// tables, releases `GET_LOCK` locks and prepared statements, forgets user

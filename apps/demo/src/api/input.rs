@@ -102,6 +102,22 @@ pub(crate) fn limit(value: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+/// A numeric id from the path (`/accounts/{id}`), with API errors.
+pub(crate) struct Id(pub(crate) u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<u64>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Id(id)),
+            Err(_) => Err(ApiError::BadRequest(
+                "the id in the path must be a positive integer".to_owned(),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,21 +135,5 @@ mod tests {
         assert_eq!(limit(None).unwrap(), 20);
         assert!(limit(Some(0)).is_err());
         assert!(limit(Some(101)).is_err());
-    }
-}
-
-/// A numeric id from the path (`/accounts/{id}`), with API errors.
-pub(crate) struct Id(pub(crate) u64);
-
-impl<S: Send + Sync> FromRequestParts<S> for Id {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match axum::extract::Path::<u64>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(id)) => Ok(Id(id)),
-            Err(_) => Err(ApiError::BadRequest(
-                "the id in the path must be a positive integer".to_owned(),
-            )),
-        }
     }
 }

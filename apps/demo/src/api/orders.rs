@@ -2,7 +2,6 @@
 
 use axum::http::StatusCode;
 use axum::Json;
-use mysql_async::prelude::*;
 use poolwarden_axum::Db;
 use poolwarden_mysql::MySqlManager;
 use serde::{Deserialize, Serialize};
