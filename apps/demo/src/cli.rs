@@ -46,7 +46,7 @@ pub(crate) enum Command {
     /// defaults; prints both side by side.
     ReplayIncident {
         /// Seconds each run lasts.
-        #[arg(long, default_value_t = 14)]
+        #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
 }

@@ -92,10 +92,10 @@ impl Observer for Watch {
 }
 
 /// One run's outcome.
-struct Outcome {
+pub(crate) struct Outcome {
     setup: Setup,
     requests: u64,
-    errors: u64,
+    pub(crate) errors: u64,
     error_kinds: Vec<String>,
     reports: Vec<(f64, String)>,
     closed: Vec<(CloseReason, u64)>,
@@ -105,6 +105,17 @@ struct Outcome {
 /// Run both setups and print them side by side. Exit 0 when the defaults
 /// let no error reach a request and named the culprit.
 pub(crate) async fn run(seconds: u64) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let outcomes = replay(seconds).await?;
+    print_summary(&outcomes);
+    Ok(if outcomes[1].verdict() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Both runs on one private server with `wait_timeout = 5`.
+pub(crate) async fn replay(seconds: u64) -> Result<Vec<Outcome>, Box<dyn std::error::Error>> {
     println!(
         "replay-incident: starting a private MariaDB with wait_timeout={}s ...",
         WAIT_TIMEOUT.as_secs()
@@ -121,18 +132,15 @@ pub(crate) async fn run(seconds: u64) -> Result<ExitCode, Box<dyn std::error::Er
         println!("replay-incident: {} for {seconds}s ...", setup.title());
         outcomes.push(run_once(&url, setup, Duration::from_secs(seconds)).await?);
     }
-    print_summary(&outcomes);
     drop(server);
-    let defaults = &outcomes[1];
-    let named = defaults
-        .reports
-        .iter()
-        .any(|(_, r)| r.contains("reports.rs"));
-    Ok(if defaults.errors == 0 && named {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(outcomes)
+}
+
+impl Outcome {
+    /// No error reached a request, and the pool named the culprit's code.
+    pub(crate) fn verdict(&self) -> bool {
+        self.errors == 0 && self.reports.iter().any(|(_, r)| r.contains("reports.rs"))
+    }
 }
 
 async fn seed(url: &str) -> Result<(), Box<dyn std::error::Error>> {

@@ -299,3 +299,22 @@ async fn operators_see_the_pool() {
     let (s, _) = call(&app, Method::GET, "/health", None).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_incident_defaults_let_no_error_through_and_name_the_culprit() {
+    let outcomes = crate::replay::replay(12).await.expect("replay runs");
+    let (off, on) = (&outcomes[0], &outcomes[1]);
+    assert!(
+        off.errors > 0,
+        "the post-mortem's setup lets dead connections reach requests"
+    );
+    assert!(!off.verdict());
+    assert_eq!(
+        on.errors, 0,
+        "poolwarden's defaults: no error reaches a request"
+    );
+    assert!(
+        on.verdict(),
+        "and the pool names reports.rs before the server kills the connection"
+    );
+}
