@@ -18,3 +18,8 @@ pub use policy::ResetPolicy;
 pub use sql::may_change_session;
 
 pub use mysql_async;
+
+/// The workspace README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod workspace_readme {}
