@@ -75,13 +75,14 @@ impl<M: Manager> Shared<M> {
             Err(TryAcquireError::NoPermits) => {}
         }
         let _waiting = Waiting::new(self);
+        let since = clock::now();
         let acquire = self.sem.acquire();
         tokio::pin!(acquire);
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let retry_at = self.plan_connects(true)?;
+            let retry_at = self.plan_connects(Some(since))?;
             tokio::select! {
                 biased;
                 permit = &mut acquire => return permit.map_err(|_| PoolError::Closed),
@@ -96,11 +97,11 @@ impl<M: Manager> Shared<M> {
     /// again if a backoff holds connects back.
     ///
     /// # Errors
-    /// For a waiting checkout (`for_waiter`): fail fast when the pool has no
-    /// connection and connecting fails (F2, F11).
+    /// For a checkout waiting since `waiter` (`Some`): fail fast when the
+    /// pool has no connection and connecting fails (F2, F11).
     pub(crate) fn plan_connects(
         self: &Arc<Self>,
-        for_waiter: bool,
+        waiter: Option<Tick>,
     ) -> Result<Option<Tick>, PoolError> {
         let now = clock::now();
         let mut to_start = 0;
@@ -123,11 +124,7 @@ impl<M: Manager> Shared<M> {
                 }
             }
             let retry_at = st.connect.next_attempt.filter(|t| *t > now && demand > 0);
-            let fail = if for_waiter {
-                self.fail_fast(&st)
-            } else {
-                None
-            };
+            let fail = waiter.and_then(|since| self.fail_fast(&st, since));
             (retry_at, fail)
         };
         for _ in 0..to_start {
@@ -160,22 +157,27 @@ impl<M: Manager> Shared<M> {
         )
     }
 
-    /// The error a waiting checkout fails with at once, if any: the pool
-    /// holds no connection and the last connect failed (F2, F11).
-    fn fail_fast(&self, st: &State<M::Connection>) -> Option<PoolError> {
-        // An attempt in flight may be the one that finds the server back:
-        // wait for its outcome rather than fail with a stale error.
-        if st.open > 0 || st.connect.failures == 0 || st.connecting > 0 {
+    /// The error a checkout waiting since `since` fails with now, if any:
+    /// the pool holds no connection and connecting fails (F2, F11).
+    ///
+    /// Bad settings (`Fatal`) fail at once. Otherwise a checkout fails only
+    /// with the error of an attempt that *started after it began waiting*:
+    /// it never fails with a stale error when the server may be back, so
+    /// once the server answers, no checkout fails (F2). While the server is
+    /// down that costs each checkout at most one backoff period (50 ms by
+    /// default) instead of its whole timeout, and attempts stay bounded by
+    /// `max_connecting` per period.
+    fn fail_fast(&self, st: &State<M::Connection>, since: Tick) -> Option<PoolError> {
+        if st.open > 0 || st.connect.failures == 0 {
             return None;
         }
         let source: SharedError = st.connect.last_error.clone()?;
         if st.connect.fatal {
-            Some(PoolError::Fatal { source })
-        } else if self.cfg.when_unavailable == WhenUnavailable::FailFast {
-            Some(PoolError::Unavailable { source })
-        } else {
-            None
+            return Some(PoolError::Fatal { source });
         }
+        let fresh = st.connecting == 0 && st.connect.last_error_started >= since;
+        (fresh && self.cfg.when_unavailable == WhenUnavailable::FailFast)
+            .then_some(PoolError::Unavailable { source })
     }
 
     /// Reserve room for one connect now, if the limits allow.
@@ -210,16 +212,16 @@ impl<M: Manager> Shared<M> {
             }
             Ok(Err(e)) => {
                 let class = self.manager.classify(&e);
-                self.connect_failed(Arc::new(e), class, now);
+                self.connect_failed(Arc::new(e), class, started, now);
             }
             Err(_) => {
                 let e = ConnectTimeout(self.cfg.connect_timeout);
-                self.connect_failed(Arc::new(e), ErrorClass::Keep, now);
+                self.connect_failed(Arc::new(e), ErrorClass::Keep, started, now);
             }
         }
         drop(reservation);
         // More waiters may need more connections (or the backoff changed).
-        let _ = self.plan_connects(false);
+        let _ = self.plan_connects(None);
     }
 
     fn opened(&self, conn: M::Connection, started: Tick, now: Tick) {
@@ -264,10 +266,11 @@ impl<M: Manager> Shared<M> {
         self.wake.notify_waiters();
     }
 
-    fn connect_failed(&self, error: SharedError, class: ErrorClass, now: Tick) {
+    fn connect_failed(&self, error: SharedError, class: ErrorClass, started: Tick, now: Tick) {
         let consecutive = {
             let mut st = self.state.lock();
             st.connect.failures += 1;
+            st.connect.last_error_started = started;
             st.connect.fatal = class == ErrorClass::Fatal;
             st.connect.last_error = Some(Arc::clone(&error));
             let delay = self.next_backoff(&st);

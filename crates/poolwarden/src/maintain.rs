@@ -62,7 +62,7 @@ impl<M: Manager> Shared<M> {
                 WhileIdle::Keep => self.put_idle(idle),
             }
         }
-        let _ = self.plan_connects(false);
+        let _ = self.plan_connects(None);
         #[cfg(feature = "metrics")]
         self.metrics.gauges(&self.status());
     }

@@ -209,6 +209,8 @@ pub(crate) struct ConnectState {
     /// Failed connects in a row; 0 after any success.
     pub(crate) failures: u32,
     pub(crate) last_error: Option<SharedError>,
+    /// When the attempt that produced `last_error` started.
+    pub(crate) last_error_started: Tick,
     /// The last error was fatal (F11).
     pub(crate) fatal: bool,
     /// No new connect before this (backoff).

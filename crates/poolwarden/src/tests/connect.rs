@@ -174,3 +174,20 @@ fn backoff_grows_and_is_capped() {
     assert_eq!(backoff(min, max, 3, 1.0), Duration::from_millis(40));
     assert_eq!(backoff(min, max, 30, 1.0), max);
 }
+
+#[tokio::test(start_paused = true)]
+async fn no_checkout_fails_with_a_stale_error_once_the_server_is_back() {
+    let m = Scripted::default();
+    m.connects([Step::Err(ErrorClass::Keep)]);
+    let pool = pool_with(&m, |b| b);
+    assert!(matches!(
+        pool.get().await,
+        Err(PoolError::Unavailable { .. })
+    ));
+    // The server is back (the script has no more errors) but the pool has
+    // not tried yet: the next checkout waits for a fresh attempt (one
+    // backoff period) instead of failing with the old error.
+    let conn = pool.get().await.expect("served by the next attempt");
+    assert_eq!(conn.id, 1);
+    assert_eq!(m.count_connects(), 2);
+}
