@@ -39,6 +39,8 @@ impl<M: Manager> Drop for Waiting<'_, M> {
 /// task was cancelled). No path loses the reservation.
 pub(crate) struct Reservation<M: Manager> {
     shared: Arc<Shared<M>>,
+    /// The attempt's number (see `ConnectState::attempts`).
+    attempt: u64,
     armed: bool,
 }
 
@@ -75,7 +77,8 @@ impl<M: Manager> Shared<M> {
             Err(TryAcquireError::NoPermits) => {}
         }
         let _waiting = Waiting::new(self);
-        let since = clock::now();
+        // Attempts numbered above this started after this checkout waited.
+        let since = self.state.lock().connect.attempts;
         let acquire = self.sem.acquire();
         tokio::pin!(acquire);
         loop {
@@ -101,10 +104,10 @@ impl<M: Manager> Shared<M> {
     /// pool has no connection and connecting fails (F2, F11).
     pub(crate) fn plan_connects(
         self: &Arc<Self>,
-        waiter: Option<Tick>,
+        waiter: Option<u64>,
     ) -> Result<Option<Tick>, PoolError> {
         let now = clock::now();
-        let mut to_start = 0;
+        let mut to_start = Vec::new();
         let (retry_at, fail) = {
             let mut st = self.state.lock();
             if st.closed {
@@ -113,10 +116,13 @@ impl<M: Manager> Shared<M> {
             let demand = self.demand(&st);
             let backoff_over = st.connect.next_attempt.is_none_or(|t| now >= t);
             if backoff_over {
-                while st.connecting < demand.min(self.cfg.max_connecting) && st.reserve_connect() {
-                    to_start += 1;
+                while st.connecting < demand.min(self.cfg.max_connecting) {
+                    let Some(attempt) = st.reserve_connect() else {
+                        break;
+                    };
+                    to_start.push(attempt);
                 }
-                if to_start > 0 {
+                if !to_start.is_empty() {
                     // One round of attempts per backoff period.
                     if st.connect.failures > 0 {
                         st.connect.next_attempt = Some(now.plus(self.next_backoff(&st)));
@@ -127,8 +133,8 @@ impl<M: Manager> Shared<M> {
             let fail = waiter.and_then(|since| self.fail_fast(&st, since));
             (retry_at, fail)
         };
-        for _ in 0..to_start {
-            self.start_connect();
+        for attempt in to_start {
+            self.start_connect(attempt);
         }
         match fail {
             Some(e) => Err(e),
@@ -167,7 +173,7 @@ impl<M: Manager> Shared<M> {
     /// down that costs each checkout at most one backoff period (50 ms by
     /// default) instead of its whole timeout, and attempts stay bounded by
     /// `max_connecting` per period.
-    fn fail_fast(&self, st: &State<M::Connection>, since: Tick) -> Option<PoolError> {
+    fn fail_fast(&self, st: &State<M::Connection>, since: u64) -> Option<PoolError> {
         if st.open > 0 || st.connect.failures == 0 {
             return None;
         }
@@ -175,23 +181,28 @@ impl<M: Manager> Shared<M> {
         if st.connect.fatal {
             return Some(PoolError::Fatal { source });
         }
-        let fresh = st.connecting == 0 && st.connect.last_error_started >= since;
+        let fresh = st.connecting == 0 && st.connect.last_error_attempt > since;
         (fresh && self.cfg.when_unavailable == WhenUnavailable::FailFast)
             .then_some(PoolError::Unavailable { source })
     }
 
     /// Reserve room for one connect now, if the limits allow.
     pub(crate) fn reserve(self: &Arc<Self>) -> Option<Reservation<M>> {
-        self.state.lock().reserve_connect().then(|| Reservation {
-            shared: Arc::clone(self),
-            armed: true,
-        })
+        self.state
+            .lock()
+            .reserve_connect()
+            .map(|attempt| Reservation {
+                shared: Arc::clone(self),
+                attempt,
+                armed: true,
+            })
     }
 
     /// Spawn one connect; the caller reserved it.
-    fn start_connect(self: &Arc<Self>) {
+    fn start_connect(self: &Arc<Self>, attempt: u64) {
         let reservation = Reservation {
             shared: Arc::clone(self),
+            attempt,
             armed: true,
         };
         let shared = Arc::clone(self);
@@ -212,11 +223,11 @@ impl<M: Manager> Shared<M> {
             }
             Ok(Err(e)) => {
                 let class = self.manager.classify(&e);
-                self.connect_failed(Arc::new(e), class, started, now);
+                self.connect_failed(Arc::new(e), class, reservation.attempt, now);
             }
             Err(_) => {
                 let e = ConnectTimeout(self.cfg.connect_timeout);
-                self.connect_failed(Arc::new(e), ErrorClass::Keep, started, now);
+                self.connect_failed(Arc::new(e), ErrorClass::Keep, reservation.attempt, now);
             }
         }
         drop(reservation);
@@ -266,11 +277,11 @@ impl<M: Manager> Shared<M> {
         self.wake.notify_waiters();
     }
 
-    fn connect_failed(&self, error: SharedError, class: ErrorClass, started: Tick, now: Tick) {
+    fn connect_failed(&self, error: SharedError, class: ErrorClass, attempt: u64, now: Tick) {
         let consecutive = {
             let mut st = self.state.lock();
             st.connect.failures += 1;
-            st.connect.last_error_started = started;
+            st.connect.last_error_attempt = attempt;
             st.connect.fatal = class == ErrorClass::Fatal;
             st.connect.last_error = Some(Arc::clone(&error));
             let delay = self.next_backoff(&st);

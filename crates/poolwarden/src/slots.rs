@@ -209,8 +209,11 @@ pub(crate) struct ConnectState {
     /// Failed connects in a row; 0 after any success.
     pub(crate) failures: u32,
     pub(crate) last_error: Option<SharedError>,
-    /// When the attempt that produced `last_error` started.
-    pub(crate) last_error_started: Tick,
+    /// Connect attempts started so far; each attempt's number is the
+    /// value after its start.
+    pub(crate) attempts: u64,
+    /// The number of the attempt that produced `last_error`.
+    pub(crate) last_error_attempt: u64,
     /// The last error was fatal (F11).
     pub(crate) fatal: bool,
     /// No new connect before this (backoff).
@@ -256,12 +259,14 @@ impl<C> State<C> {
     }
 
     /// Reserve room for one connect, if the limits allow it.
-    pub(crate) fn reserve_connect(&mut self) -> bool {
+    /// Returns the attempt's number.
+    pub(crate) fn reserve_connect(&mut self) -> Option<u64> {
         if self.closed || self.open + self.connecting >= self.max_open {
-            return false;
+            return None;
         }
         self.connecting += 1;
-        true
+        self.connect.attempts += 1;
+        Some(self.connect.attempts)
     }
 
     /// A connect finished: turn its reservation into an open connection.
