@@ -63,7 +63,7 @@ async fn f6_connection_leaked_past_wait_timeout_does_not_invalidate_the_pool() {
     );
 }
 
-/// The origin incident, end to end (see the two tests below).
+/// The origin incident, end to end (for the two F6 tests above).
 async fn leak_past_wait_timeout() -> LeakOutcome {
     let db = common::start_mariadb(&["--wait-timeout=3"]);
     let events = Events::new();
@@ -76,15 +76,14 @@ async fn leak_past_wait_timeout() -> LeakOutcome {
 
     // A healthy connection that stays idle in the pool throughout (the
     // pool's keepalive keeps it alive below wait_timeout).
-    let (mut healthy, mut leaked) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    let (mut healthy, other) = (pool.get().await.unwrap(), pool.get().await.unwrap());
     let healthy_session = common::session_id(&mut healthy).await;
     let healthy_id = healthy.connection_id();
     drop(healthy);
-    drop(leaked);
+    drop(other); // returned last: LIFO hands it out next
 
     let (get, line) = (pool.get(), line!());
-    leaked = get.await.unwrap();
-    let mut c = leaked;
+    let mut c = get.await.unwrap();
     c.label("f6-background-job");
     let checkout_id = c.checkout_id();
     let leaked_id = c.connection_id();

@@ -352,3 +352,46 @@ async fn f2_restart_under_load_wait() {
         describe_failures(&avoidable, r.stop_at, 10)
     );
 }
+
+/// F2 at start-up: the server is down when the application starts and
+/// retries `warm_up()` until it answers; once the server is back, a
+/// `warm_up()` must connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "pool bug: Pool::warm_up returns the last connect error whenever a previous \
+            connect failed (connect.failures > 0) without attempting a new connect, so a \
+            warm_up retry loop never succeeds until something else (a get()) connects"]
+async fn f2_warm_up_retries_once_the_server_is_back() {
+    let _serial = common::serial().await;
+    let mut db = common::start_mariadb(&[]);
+    common::blocking(|| db.stop()).expect("stopping the server");
+    let events = Events::new();
+    let pool = common::builder(&db.url(), &events).build().unwrap();
+    let err = pool.warm_up().await.expect_err("the server is down");
+    assert!(
+        matches!(err, PoolError::Unavailable { .. }),
+        "{}",
+        common::error_chain(&err)
+    );
+    common::blocking(|| db.start_again()).expect("restarting the server");
+    let back_at = Instant::now();
+    let mut attempts = 0;
+    let warmed = loop {
+        attempts += 1;
+        match pool.warm_up().await {
+            Ok(()) => break true,
+            Err(_) if back_at.elapsed() < Duration::from_secs(5) => {
+                // An application retrying now and then (not synchronisation).
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        warmed,
+        "warm_up() still failing 5 s after the server came back ({attempts} calls, {} \
+         connect attempts in all): {:?}",
+        pool.status().connect_failures + pool.status().created,
+        pool.status()
+    );
+    assert_eq!(pool.status().idle, 1);
+}
