@@ -42,9 +42,6 @@ async fn f6_leak_is_reported_with_location_and_label_and_warned_before_the_serve
 /// leaked is not a server restart: once it comes back, the pool must not
 /// retire its healthy connections (no pool-wide invalidation).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pool bug: a connection returned Clean after a hold longer than the server's \
-            wait_timeout goes back idle; the next checkout's ping fails, is classified \
-            Disconnect, and invalidates the whole pool (healthy connections closed as Stale)"]
 async fn f6_connection_leaked_past_wait_timeout_does_not_invalidate_the_pool() {
     let _serial = common::serial().await;
     let LeakOutcome {
@@ -302,9 +299,6 @@ async fn f7_overflow_connections_are_closed_when_returned() {
 /// F7: the same when each borrower changed session state, so every return
 /// goes through a reset first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pool bug: a returned connection that needs a reset goes back idle through \
-            the background reset (recycle.rs Working::finish_idle -> put_idle), which \
-            skips the overflow check: overflow connections are kept until idle_timeout"]
 async fn f7_overflow_connections_needing_a_reset_are_closed_when_returned() {
     overflow_closed_on_return(Some("SET @f7 = 1")).await;
 }

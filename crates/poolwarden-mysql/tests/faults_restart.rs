@@ -357,9 +357,6 @@ async fn f2_restart_under_load_wait() {
 /// retries `warm_up()` until it answers; once the server is back, a
 /// `warm_up()` must connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pool bug: Pool::warm_up returns the last connect error whenever a previous \
-            connect failed (connect.failures > 0) without attempting a new connect, so a \
-            warm_up retry loop never succeeds until something else (a get()) connects"]
 async fn f2_warm_up_retries_once_the_server_is_back() {
     let _serial = common::serial().await;
     let mut db = common::start_mariadb(&[]);

@@ -206,33 +206,49 @@ impl<M: Manager> Shared<M> {
             armed: true,
         };
         let shared = Arc::clone(self);
-        let spawned = self.spawn(async move { shared.connect_one(reservation).await });
+        let spawned = self.spawn(async move {
+            shared.connect_one(reservation).await;
+        });
         if !spawned {
             tracing::error!(pool = %self.cfg.name, "no tokio runtime to open connections on");
         }
     }
 
-    pub(crate) async fn connect_one(self: Arc<Self>, mut reservation: Reservation<M>) {
+    /// Open one connection; returns the error when the attempt failed.
+    pub(crate) async fn connect_one(
+        self: Arc<Self>,
+        mut reservation: Reservation<M>,
+    ) -> Option<PoolError> {
         let started = clock::now();
         let result = tokio::time::timeout(self.cfg.connect_timeout, self.manager.connect()).await;
         let now = clock::now();
-        match result {
+        let failure = match result {
             Ok(Ok(conn)) => {
                 reservation.armed = false;
                 self.opened(conn, started, now);
+                None
             }
             Ok(Err(e)) => {
                 let class = self.manager.classify(&e);
-                self.connect_failed(Arc::new(e), class, reservation.attempt, now);
+                Some((Arc::new(e) as SharedError, class))
             }
-            Err(_) => {
-                let e = ConnectTimeout(self.cfg.connect_timeout);
-                self.connect_failed(Arc::new(e), ErrorClass::Keep, reservation.attempt, now);
+            Err(_) => Some((
+                Arc::new(ConnectTimeout(self.cfg.connect_timeout)) as SharedError,
+                ErrorClass::Keep,
+            )),
+        };
+        let error = failure.map(|(error, class)| {
+            self.connect_failed(Arc::clone(&error), class, reservation.attempt, now);
+            if class == ErrorClass::Fatal {
+                PoolError::Fatal { source: error }
+            } else {
+                PoolError::Unavailable { source: error }
             }
-        }
+        });
         drop(reservation);
         // More waiters may need more connections (or the backoff changed).
         let _ = self.plan_connects(None);
+        error
     }
 
     fn opened(&self, conn: M::Connection, started: Tick, now: Tick) {

@@ -16,36 +16,61 @@ use crate::status::{CheckoutInfo, PoolStatus};
 pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// Why a checkout failed.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// For `Unavailable` and `Fatal`, [`source`](StdError::source) is the
+/// driver's own error, so `err.source()?.downcast_ref::<DriverError>()`
+/// works.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum PoolError {
     /// No healthy connection could be handed out within the checkout timeout
     /// (F7, F10). The message names the pool's state and its longest holders.
-    #[error("{0}")]
     Timeout(Box<TimeoutError>),
-    /// The server is not answering: the pool holds no connection and the
-    /// last connect failed (F2). Check that the server is up and reachable;
-    /// the pool keeps retrying with backoff.
-    #[error("database unavailable: the pool has no connection and connecting failed; check that the server is running and reachable (the pool keeps retrying)")]
+    /// The server is not answering: the pool holds no connection and a
+    /// connect attempt made for this checkout failed (F2). Check that the
+    /// server is up and reachable; the pool keeps retrying with backoff.
     Unavailable {
-        /// The last connect error.
-        #[source]
+        /// The connect error.
         source: SharedError,
     },
     /// Connecting failed in a way retrying cannot fix: wrong credentials,
     /// unknown database, bad TLS settings (F11). Fix the configuration.
-    #[error("cannot connect to the database: the server rejected the connection settings (credentials, database name or TLS); fix the configuration")]
     Fatal {
         /// The connect error.
-        #[source]
         source: SharedError,
     },
     /// [`try_get`](crate::Pool::try_get) found no idle connection.
-    #[error("no idle connection available right now")]
     Busy,
     /// The pool was closed with [`Pool::close`](crate::Pool::close).
-    #[error("the pool is closed")]
     Closed,
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::Timeout(t) => t.fmt(f),
+            PoolError::Unavailable { .. } => f.write_str(
+                "database unavailable: the pool has no connection and connecting failed; check that the server is running and reachable (the pool keeps retrying)",
+            ),
+            PoolError::Fatal { .. } => f.write_str(
+                "cannot connect to the database: the server rejected the connection settings (credentials, database name or TLS); fix the configuration",
+            ),
+            PoolError::Busy => f.write_str("no idle connection available right now"),
+            PoolError::Closed => f.write_str("the pool is closed"),
+        }
+    }
+}
+
+impl StdError for PoolError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            PoolError::Timeout(t) => t.source(),
+            PoolError::Unavailable { source } | PoolError::Fatal { source } => {
+                Some(&**source as &(dyn StdError + 'static))
+            }
+            PoolError::Busy | PoolError::Closed => None,
+        }
+    }
 }
 
 impl PoolError {

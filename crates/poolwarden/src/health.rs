@@ -168,15 +168,18 @@ pub(crate) fn at_return(meta: &Meta, r: Returned, now: Tick, generation: u64) ->
     if meta.retire_at.is_some_and(|at| now >= at) {
         return AtReturn::Discard(CloseReason::Lifetime);
     }
+    // Held about as long as the server's idle timeout: if the holder left it
+    // idle, the server has closed it (the post-mortem's leak). Close it
+    // without a reset, which would only find out the hard way (F4), and
+    // without a ping whose failure would look like a server restart and
+    // retire every healthy connection (F2 is not F6).
+    if meta
+        .server_limit
+        .is_some_and(|limit| now.since(r.since) >= limit)
+    {
+        return AtReturn::Discard(CloseReason::ServerIdleTimeout);
+    }
     if r.probe == Probe::NeedsReset {
-        // Held longer than the server's idle timeout: it may well be dead,
-        // and a reset would only find out the hard way (F4).
-        if meta
-            .server_idle_timeout
-            .is_some_and(|t| now.since(r.since) >= t)
-        {
-            return AtReturn::Discard(CloseReason::ServerIdleTimeout);
-        }
         return AtReturn::Reset;
     }
     AtReturn::Idle

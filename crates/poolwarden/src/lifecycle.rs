@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 impl<M: Manager> Pool<M> {
     /// Open connections until `min_idle` (at least one) are idle, now.
+    /// Each call tries afresh: after a failure the server may be back.
     ///
     /// # Errors
-    /// The first connect failure: [`PoolError::Fatal`] for settings the
-    /// server rejects (F11), [`PoolError::Unavailable`] otherwise.
+    /// The failure of this call's own connect attempt: [`PoolError::Fatal`]
+    /// for settings the server rejects (F11), [`PoolError::Unavailable`]
+    /// otherwise.
     ///
     /// # Cancel safety
     /// Cancel safe: a connect cut short is abandoned and nothing is leaked.
@@ -23,18 +25,12 @@ impl<M: Manager> Pool<M> {
             let notified = shared.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (idle, connecting, fail) = {
+            let (idle, connecting, closed) = {
                 let st = shared.state.lock();
-                let fail = (st.connect.failures > 0)
-                    .then(|| (st.connect.fatal, st.connect.last_error.clone()));
-                (st.idle.len() as u32, st.connecting, fail)
+                (st.idle.len() as u32, st.connecting, st.closed)
             };
-            if let Some((fatal, Some(source))) = fail {
-                return Err(if fatal {
-                    PoolError::Fatal { source }
-                } else {
-                    PoolError::Unavailable { source }
-                });
+            if closed {
+                return Err(PoolError::Closed);
             }
             if idle >= want {
                 return Ok(());
@@ -46,7 +42,9 @@ impl<M: Manager> Pool<M> {
             let Some(reservation) = shared.reserve() else {
                 return Ok(()); // at max_open already
             };
-            Arc::clone(shared).connect_one(reservation).await;
+            if let Some(error) = Arc::clone(shared).connect_one(reservation).await {
+                return Err(error);
+            }
         }
     }
 

@@ -81,11 +81,21 @@ impl<M: Manager> Drop for Working<M> {
 
 impl<M: Manager> Shared<M> {
     /// Put a connection nobody holds back into the idle set.
+    ///
+    /// Like a clean return, an overflow connection is closed instead when
+    /// `max_size` connections are already idle (F7).
     pub(crate) fn put_idle(&self, idle: Idle<M::Connection>) {
         let mut st = self.state.lock();
-        if st.closed {
+        let reason = if st.closed {
+            Some(CloseReason::PoolClosed)
+        } else if st.idle.len() as u32 >= self.cfg.max_size {
+            Some(CloseReason::Overflow)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
             drop(st);
-            self.close_conn(idle, CloseReason::PoolClosed);
+            self.close_conn(idle, reason);
             return;
         }
         st.push_idle(idle);

@@ -191,3 +191,27 @@ async fn no_checkout_fails_with_a_stale_error_once_the_server_is_back() {
     assert_eq!(conn.id, 1);
     assert_eq!(m.count_connects(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn warm_up_tries_again_on_each_call() {
+    let m = Scripted::default();
+    m.connects([Step::Err(ErrorClass::Keep)]);
+    let pool = pool_with(&m, |b| b);
+    assert!(matches!(
+        pool.warm_up().await,
+        Err(PoolError::Unavailable { .. })
+    ));
+    pool.warm_up().await.expect("the server is back");
+    assert_eq!(pool.status().idle, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_source_is_the_driver_error_itself() {
+    let m = Scripted::default();
+    m.connects([Step::Err(ErrorClass::Fatal)]);
+    let pool = pool_with(&m, |b| b);
+    let err = pool.get().await.unwrap_err();
+    let source = std::error::Error::source(&err).expect("a source");
+    let driver = source.downcast_ref::<super::script::ScriptError>();
+    assert_eq!(driver.map(|e| e.0), Some(ErrorClass::Fatal));
+}

@@ -153,3 +153,41 @@ async fn overflow_connections_close_when_enough_are_idle() {
     assert_eq!((s.open, s.idle, s.closed.overflow), (2, 2, 2));
     check(&pool);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clean_connection_held_past_the_server_timeout_is_closed_without_retiring_the_pool() {
+    // F6 is not F2: the leaked connection is dropped, the healthy ones stay.
+    let m = Scripted::default();
+    *m.0.server_idle_timeout.lock() = Some(Duration::from_secs(5));
+    // Keepalive (on by default) keeps the idle, healthy connection alive.
+    let (pool, rec) = observed(&m, |b| b.max_size(2));
+    let leaked = pool.get().await.unwrap();
+    let healthy = pool.get().await.unwrap();
+    drop(healthy);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    drop(leaked); // clean, but idle long enough for the server to close it
+    let s = pool.status();
+    assert_eq!(s.closed.server_idle_timeout, 1);
+    assert_eq!((s.open, s.idle), (1, 1), "the healthy one stays");
+    assert_eq!(s.closed.stale, 0);
+    assert_eq!(s.invalidations, 0);
+    assert_eq!(rec.count("invalidated"), 0);
+    assert_eq!(m.count_resets(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overflow_connections_needing_a_reset_close_when_enough_are_idle() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| b.max_size(2).max_overflow(2));
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut c = pool.get().await.unwrap();
+        c.probe = Probe::NeedsReset;
+        held.push(c);
+    }
+    held.clear();
+    settle().await;
+    let s = pool.status();
+    assert_eq!((s.open, s.idle, s.closed.overflow), (2, 2, 2), "{s:?}");
+    check(&pool);
+}
