@@ -170,7 +170,11 @@ async fn run_once(
     length: Duration,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let watch = Arc::new(Watch(Mutex::new(Seen::default())));
-    let manager = poolwarden_mysql::MySqlManager::from_url(url)?;
+    let mut manager = poolwarden_mysql::MySqlManager::from_url(url)?;
+    if let Setup::HealthChecksOff = setup {
+        // The post-mortem's pool knew nothing of the server's wait_timeout.
+        manager = manager.discover_server_timeout(false);
+    }
     let pool: DemoPool = poolwarden::Pool::builder(manager)
         .config(setup.config())
         .observer(watch.clone())

@@ -47,6 +47,8 @@ pub struct MySqlManager {
     init: InitSql,
     policy: ResetPolicy,
     classifier: Option<Arc<Classifier>>,
+    /// Report `wait_timeout` to the pool (default `true`).
+    report_server_timeout: bool,
 }
 
 impl MySqlManager {
@@ -57,6 +59,7 @@ impl MySqlManager {
             init: InitSql::default(),
             policy: ResetPolicy::default(),
             classifier: None,
+            report_server_timeout: true,
         }
     }
 
@@ -117,6 +120,16 @@ impl MySqlManager {
         F: Fn(&mysql_async::Error, ErrorClass) -> ErrorClass + Send + Sync + 'static,
     {
         self.classifier = Some(Arc::new(classify));
+        self
+    }
+
+    /// Whether to tell the pool the server's `wait_timeout` (default `true`),
+    /// so that it retires idle connections before the server closes them and
+    /// warns when a checkout is held near it (F1, F6). Turning it off only
+    /// makes sense to reproduce what a pool without this knowledge does (the
+    /// demo's `replay-incident`).
+    pub fn discover_server_timeout(mut self, report: bool) -> Self {
+        self.report_server_timeout = report;
         self
     }
 
@@ -242,7 +255,11 @@ impl Manager for MySqlManager {
     }
 
     fn facts(&self, conn: &MySqlConn) -> ConnectionFacts {
-        conn.facts.clone()
+        let mut facts = conn.facts.clone();
+        if !self.report_server_timeout {
+            facts.server_idle_timeout = None;
+        }
+        facts
     }
 }
 
