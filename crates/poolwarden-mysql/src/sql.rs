@@ -40,9 +40,10 @@
 /// depends on the session's `sql_mode`, so the text cannot be split
 /// reliably).
 ///
-/// What text cannot show: a stored function called from a `SELECT`, or a
-/// trigger fired by an `UPDATE`/`DELETE`, that itself sets user variables,
-/// takes `GET_LOCK` locks or creates temporary tables. Use
+/// A call of a function that is not a known built-in counts as changing (a
+/// stored function can do anything). What text cannot show: a trigger fired
+/// by an `UPDATE`/`DELETE` that itself sets user variables, takes
+/// `GET_LOCK` locks or creates temporary tables. Use
 /// [`ResetPolicy::Full`](crate::ResetPolicy::Full) if your schema does that.
 ///
 /// ```
@@ -245,6 +246,345 @@ const CHANGING_WORDS: &[&str] = &[
     "ANALYZE",
 ];
 
+/// Words that may stand before `(` without being a stored function: SQL
+/// keywords, type names (`CAST(x AS DECIMAL(10,2))`) and built-in functions
+/// that cannot change the session. Any other `name(` may call a stored
+/// function, which can do anything (F13), so it counts as changing.
+const SAFE_BEFORE_PAREN: &[&str] = &[
+    // keywords
+    "IN",
+    "EXISTS",
+    "VALUES",
+    "VALUE",
+    "AS",
+    "ON",
+    "USING",
+    "OVER",
+    "FROM",
+    "JOIN",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "XOR",
+    "SELECT",
+    "WITH",
+    "HAVING",
+    "BY",
+    "ALL",
+    "ANY",
+    "SOME",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "INTERVAL",
+    "AGAINST",
+    "MATCH",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "LIKE",
+    "BETWEEN",
+    "IS",
+    "RETURNING",
+    "LATERAL",
+    "DISTINCT",
+    "TABLE",
+    "JSON_TABLE",
+    "COLUMNS",
+    "PARTITION",
+    "ROW",
+    "CASE",
+    "LIMIT",
+    "OFFSET",
+    "SET",
+    "WINDOW",
+    "FILTER",
+    "WITHIN",
+    "GROUP",
+    "ORDER",
+    "ESCAPE",
+    "DIV",
+    "MOD",
+    "REGEXP",
+    "RLIKE",
+    "ROWS",
+    "RANGE",
+    // types
+    "DECIMAL",
+    "NUMERIC",
+    "CHAR",
+    "VARCHAR",
+    "BINARY",
+    "VARBINARY",
+    "SIGNED",
+    "UNSIGNED",
+    "INT",
+    "INTEGER",
+    "BIGINT",
+    "DOUBLE",
+    "FLOAT",
+    "DATETIME",
+    "TIMESTAMP",
+    "TIME",
+    "DATE",
+    // aggregates and window functions
+    "COUNT",
+    "SUM",
+    "MIN",
+    "MAX",
+    "AVG",
+    "GROUP_CONCAT",
+    "JSON_ARRAYAGG",
+    "JSON_OBJECTAGG",
+    "STD",
+    "STDDEV",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "VARIANCE",
+    "VAR_POP",
+    "VAR_SAMP",
+    "BIT_AND",
+    "BIT_OR",
+    "BIT_XOR",
+    "ROW_NUMBER",
+    "RANK",
+    "DENSE_RANK",
+    "PERCENT_RANK",
+    "CUME_DIST",
+    "NTILE",
+    "LAG",
+    "LEAD",
+    "FIRST_VALUE",
+    "LAST_VALUE",
+    "NTH_VALUE",
+    "ANY_VALUE",
+    // control flow and conversion
+    "COALESCE",
+    "IFNULL",
+    "NULLIF",
+    "IF",
+    "ISNULL",
+    "CAST",
+    "CONVERT",
+    "GREATEST",
+    "LEAST",
+    // strings
+    "CONCAT",
+    "CONCAT_WS",
+    "LOWER",
+    "UPPER",
+    "LCASE",
+    "UCASE",
+    "LENGTH",
+    "CHAR_LENGTH",
+    "CHARACTER_LENGTH",
+    "OCTET_LENGTH",
+    "BIT_LENGTH",
+    "SUBSTRING",
+    "SUBSTR",
+    "MID",
+    "SUBSTRING_INDEX",
+    "TRIM",
+    "LTRIM",
+    "RTRIM",
+    "REPLACE",
+    "LEFT",
+    "RIGHT",
+    "LPAD",
+    "RPAD",
+    "REVERSE",
+    "REPEAT",
+    "SPACE",
+    "LOCATE",
+    "INSTR",
+    "POSITION",
+    "FIELD",
+    "FIND_IN_SET",
+    "ELT",
+    "FORMAT",
+    "HEX",
+    "UNHEX",
+    "ASCII",
+    "ORD",
+    "QUOTE",
+    "SOUNDEX",
+    "INSERT",
+    "STRCMP",
+    "REGEXP_REPLACE",
+    "REGEXP_SUBSTR",
+    "REGEXP_INSTR",
+    "TO_BASE64",
+    "FROM_BASE64",
+    "MD5",
+    "SHA",
+    "SHA1",
+    "SHA2",
+    "CRC32",
+    "UUID",
+    "UUID_SHORT",
+    "INET_ATON",
+    "INET_NTOA",
+    "INET6_ATON",
+    "INET6_NTOA",
+    "COLLATE",
+    // numbers
+    "ABS",
+    "CEIL",
+    "CEILING",
+    "FLOOR",
+    "ROUND",
+    "TRUNCATE",
+    "SIGN",
+    "SQRT",
+    "POW",
+    "POWER",
+    "EXP",
+    "LN",
+    "LOG",
+    "LOG2",
+    "LOG10",
+    "PI",
+    "RAND",
+    "CONV",
+    "BIN",
+    "OCT",
+    "DEGREES",
+    "RADIANS",
+    "SIN",
+    "COS",
+    "TAN",
+    "ASIN",
+    "ACOS",
+    "ATAN",
+    "ATAN2",
+    "COT",
+    "CRC32C",
+    // dates and times
+    "NOW",
+    "CURDATE",
+    "CURTIME",
+    "CURRENT_DATE",
+    "CURRENT_TIME",
+    "CURRENT_TIMESTAMP",
+    "UTC_DATE",
+    "UTC_TIME",
+    "UTC_TIMESTAMP",
+    "SYSDATE",
+    "LOCALTIME",
+    "LOCALTIMESTAMP",
+    "YEAR",
+    "MONTH",
+    "DAY",
+    "DAYNAME",
+    "MONTHNAME",
+    "DAYOFWEEK",
+    "DAYOFMONTH",
+    "DAYOFYEAR",
+    "HOUR",
+    "MINUTE",
+    "SECOND",
+    "MICROSECOND",
+    "WEEK",
+    "WEEKDAY",
+    "WEEKOFYEAR",
+    "YEARWEEK",
+    "QUARTER",
+    "DATE_FORMAT",
+    "TIME_FORMAT",
+    "DATE_ADD",
+    "DATE_SUB",
+    "ADDDATE",
+    "SUBDATE",
+    "ADDTIME",
+    "SUBTIME",
+    "DATEDIFF",
+    "TIMEDIFF",
+    "TIMESTAMPDIFF",
+    "TIMESTAMPADD",
+    "STR_TO_DATE",
+    "UNIX_TIMESTAMP",
+    "FROM_UNIXTIME",
+    "EXTRACT",
+    "LAST_DAY",
+    "MAKEDATE",
+    "MAKETIME",
+    "SEC_TO_TIME",
+    "TIME_TO_SEC",
+    "TO_DAYS",
+    "FROM_DAYS",
+    "CONVERT_TZ",
+    "PERIOD_ADD",
+    "PERIOD_DIFF",
+    // JSON
+    "JSON_EXTRACT",
+    "JSON_VALUE",
+    "JSON_QUERY",
+    "JSON_OBJECT",
+    "JSON_ARRAY",
+    "JSON_CONTAINS",
+    "JSON_CONTAINS_PATH",
+    "JSON_UNQUOTE",
+    "JSON_QUOTE",
+    "JSON_LENGTH",
+    "JSON_KEYS",
+    "JSON_TYPE",
+    "JSON_VALID",
+    "JSON_SET",
+    "JSON_INSERT",
+    "JSON_REPLACE",
+    "JSON_REMOVE",
+    "JSON_MERGE",
+    "JSON_MERGE_PATCH",
+    "JSON_MERGE_PRESERVE",
+    "JSON_SEARCH",
+    "JSON_DEPTH",
+    "JSON_ARRAY_APPEND",
+    "JSON_ARRAY_INSERT",
+    "JSON_COMPACT",
+    "JSON_DETAILED",
+    "JSON_EXISTS",
+    // information about the session, read only
+    "DATABASE",
+    "SCHEMA",
+    "USER",
+    "CURRENT_USER",
+    "SESSION_USER",
+    "SYSTEM_USER",
+    "VERSION",
+    "CONNECTION_ID",
+    "FOUND_ROWS",
+    "ROW_COUNT",
+    "LAST_INSERT_ID",
+    "IS_USED_LOCK",
+    "IS_FREE_LOCK",
+    "SLEEP",
+    "BENCHMARK",
+    "CHARSET",
+    "COLLATION",
+    "COERCIBILITY",
+];
+
+/// Whether the parenthesis at `open` lists column names rather than call
+/// arguments: it is followed, after its match, by `AS`, as in
+/// `WITH r (n) AS (...)`.
+fn names_columns(tokens: &[Tok<'_>], open: usize) -> bool {
+    let mut depth = 0usize;
+    for (i, t) in tokens.iter().enumerate().skip(open) {
+        match t {
+            Tok::Open => depth += 1,
+            Tok::Close => {
+                depth -= 1;
+                if depth == 0 {
+                    return matches!(tokens.get(i + 1), Some(Tok::Word(w)) if is(w, "AS"));
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 fn statement_may_change(tokens: &[Tok<'_>]) -> bool {
     // A parenthesised query: `(SELECT ...) UNION (SELECT ...)`.
     let start = tokens
@@ -307,6 +647,9 @@ fn statement_may_change(tokens: &[Tok<'_>]) -> bool {
             Tok::Word(w) => {
                 let next = rest.get(i + 1);
                 if is_any(w, CHANGING_WORDS)
+                    || (next == Some(&Tok::Open)
+                        && !is_any(w, SAFE_BEFORE_PAREN)
+                        && !names_columns(rest, i + 1))
                     || (is(w, "SET") && kind != Kind::Update)
                     || (is(w, "NEXT") && word_at(i + 1).is_some_and(|n| is(n, "VALUE")))
                     || (is(w, "INSERT") && next != Some(&Tok::Open))
@@ -335,6 +678,23 @@ mod tests {
     #[track_caller]
     fn changing(sql: &str) {
         assert!(may_change_session(sql), "should count as changing: {sql:?}");
+    }
+
+    #[test]
+    fn calls_of_functions_that_are_not_built_in_count_as_changing() {
+        changing("SELECT f13_touch()");
+        changing("SELECT test.f13_touch(1)");
+        changing("SELECT `my fn`(1)");
+        changing("UPDATE t SET a = my_func(a) WHERE id = 1");
+        changing("DO my_proc_like(1)");
+        harmless("SELECT COUNT(*), SUM(x), COALESCE(a, 0) FROM t GROUP BY y");
+        harmless("SELECT CAST(x AS DECIMAL(10,2)), DATE_FORMAT(NOW(), '%Y') FROM t");
+        harmless(
+            "SELECT * FROM t WHERE a IN (1, 2) AND EXISTS (SELECT 1 FROM u WHERE u.id = t.id)",
+        );
+        harmless("SELECT JSON_EXTRACT(doc, '$.a'), LOWER(name) FROM t WHERE (a = 1 OR b = 2)");
+        harmless("WITH x AS (SELECT 1) SELECT * FROM x");
+        harmless("SELECT ROW_NUMBER() OVER (PARTITION BY a ORDER BY b) FROM t");
     }
 
     #[test]

@@ -441,55 +441,65 @@ async fn f13_session_state_never_leaks_to_the_next_borrower() {
     assert_eq!(status.closed.total(), 0, "{status:?}");
 }
 
-/// F13, what SQL text cannot show: a stored function called from a plain
-/// `SELECT`, and a trigger fired by a plain `UPDATE`, set a user variable
-/// and take a `GET_LOCK` lock. Under the default policy the next borrower
-/// must still see a clean session.
+/// F13, stored code: a stored function called from a plain `SELECT` sets a
+/// user variable and takes a `GET_LOCK` lock. The default policy sees a call
+/// of a function that is not built in and resets the session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "default-policy gap: ResetPolicy::Auto decides from the SQL text, so state set \
-            by a stored function called from SELECT or a trigger fired by UPDATE goes back \
-            to the pool un-reset (documented in may_change_session; F13 asks for a safe default)"]
-async fn f13_state_set_by_stored_code_never_leaks_to_the_next_borrower() {
+async fn f13_state_set_by_a_stored_function_never_leaks_to_the_next_borrower() {
     let db = common::shared_mariadb();
-    let lock = format!("pw_f13_stored_{}", std::process::id());
+    let lock = format!("pw_f13_fn_{}", std::process::id());
     common::admin(
         &db,
         &format!(
-            "CREATE TABLE test.f13_trig (id INT PRIMARY KEY, n INT) ENGINE=InnoDB;
-             INSERT INTO test.f13_trig VALUES (1, 0);
-             CREATE FUNCTION test.f13_touch() RETURNS INT NOT DETERMINISTIC
-               RETURN GET_LOCK('{lock}', 0) + LEAST(0, @from_function := 1);
-             CREATE TRIGGER test.f13_on_update BEFORE UPDATE ON test.f13_trig
-               FOR EACH ROW SET @from_trigger = 1;"
+            "CREATE FUNCTION test.f13_touch() RETURNS INT NOT DETERMINISTIC
+               RETURN GET_LOCK('{lock}', 0) + LEAST(0, @from_function := 1);"
         ),
     );
     let events = Events::new();
     let pool = pool_of_one(&db.url(), &events);
 
     let mut c = pool.get().await.unwrap();
-    let session = common::session_id(&mut c).await;
     let got: Option<i64> = c.query_first("SELECT f13_touch()").await.unwrap();
     assert_eq!(got, Some(1));
-    c.query_drop("UPDATE f13_trig SET n = n + 1 WHERE id = 1")
-        .await
-        .unwrap();
     drop(c);
 
     let mut next = pool.get().await.unwrap();
-    let same_session = common::session_id(&mut next).await == session;
-    let vars: Option<(Option<i64>, Option<i64>)> = next
-        .query_first("SELECT @from_function, @from_trigger")
-        .await
-        .unwrap();
+    let var: Option<Option<i64>> = next.query_first("SELECT @from_function").await.unwrap();
     let holder: Option<Option<u64>> = next
         .query_first(format!("SELECT IS_USED_LOCK('{lock}')"))
         .await
         .unwrap();
     assert_eq!(
-        (vars, holder),
-        (Some((None, None)), Some(None)),
-        "the next borrower (same session: {same_session}) sees the previous borrower's \
-         variables and lock: {:?}",
+        (var, holder),
+        (Some(None), Some(None)),
+        "{:?}",
         pool.status()
     );
+}
+
+/// F13, what SQL text cannot show: a trigger fired by a plain `UPDATE`
+/// sets a user variable. Known limit of `ResetPolicy::Auto` (documented in
+/// the crate README): mysql_async never asks the server to report session
+/// state changes, so only `ResetPolicy::Full` covers triggers that do this.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known limit of ResetPolicy::Auto: state set inside a trigger is invisible without             CLIENT_SESSION_TRACK, which mysql_async 0.37 never requests; ResetPolicy::Full covers it"]
+async fn f13_state_set_by_a_trigger_never_leaks_to_the_next_borrower() {
+    let db = common::shared_mariadb();
+    common::admin(
+        &db,
+        "CREATE TABLE test.f13_trig (id INT PRIMARY KEY, n INT) ENGINE=InnoDB;
+         INSERT INTO test.f13_trig VALUES (1, 0);
+         CREATE TRIGGER test.f13_on_update BEFORE UPDATE ON test.f13_trig
+           FOR EACH ROW SET @from_trigger = 1;",
+    );
+    let events = Events::new();
+    let pool = pool_of_one(&db.url(), &events);
+    let mut c = pool.get().await.unwrap();
+    c.query_drop("UPDATE f13_trig SET n = n + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    drop(c);
+    let mut next = pool.get().await.unwrap();
+    let var: Option<Option<i64>> = next.query_first("SELECT @from_trigger").await.unwrap();
+    assert_eq!(var, Some(None), "{:?}", pool.status());
 }
