@@ -200,11 +200,28 @@ impl ServerProcess {
     }
 
     /// Freezes the server (SIGSTOP): connections are still accepted by the
-    /// kernel but nothing answers.
+    /// kernel but nothing answers. Returns once every thread of the main
+    /// process is stopped (a signal reaches a multi-threaded process
+    /// asynchronously; a server "paused" a moment too early still answers).
     pub(crate) fn pause(&self) -> Result<(), TestkitError> {
         // Main process first, so that it forks no new child meanwhile.
         self.signal_main(Signal::SIGSTOP)?;
         self.signal_children(Signal::SIGSTOP)?;
+        if let Some(pid) = self.pid() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !all_threads_stopped(pid) {
+                if std::time::Instant::now() >= deadline {
+                    return Err(TestkitError::Io {
+                        context: format!(
+                            "waiting for {} (pid {pid}) to stop after SIGSTOP",
+                            self.server
+                        ),
+                        source: std::io::Error::other("some threads are still running after 5 s"),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         Ok(())
     }
 
@@ -409,4 +426,26 @@ mod tests {
         process.kill().unwrap();
         assert!(!process.is_running());
     }
+}
+
+/// Whether every thread of process `pid` is in the stopped state.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // a thread that just exited
+        };
+        // "tid (comm) S ...": the state follows the last ')'.
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next());
+        match state {
+            Some('T' | 't') => any = true,
+            _ => return false,
+        }
+    }
+    any
 }
