@@ -383,6 +383,28 @@ fn read_tail(path: &Path, offset: u64, lines: usize) -> String {
     }
 }
 
+/// Whether every thread of process `pid` is in the stopped state.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // a thread that just exited
+        };
+        // "tid (comm) S ...": the state follows the last ')'.
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next());
+        match state {
+            Some('T' | 't') => any = true,
+            _ => return false,
+        }
+    }
+    any
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,26 +448,4 @@ mod tests {
         process.kill().unwrap();
         assert!(!process.is_running());
     }
-}
-
-/// Whether every thread of process `pid` is in the stopped state.
-fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    let mut any = false;
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue; // a thread that just exited
-        };
-        // "tid (comm) S ...": the state follows the last ')'.
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].trim_start().chars().next());
-        match state {
-            Some('T' | 't') => any = true,
-            _ => return false,
-        }
-    }
-    any
 }
