@@ -191,3 +191,27 @@ async fn overflow_connections_needing_a_reset_close_when_enough_are_idle() {
     assert_eq!((s.open, s.idle, s.closed.overflow), (2, 2, 2), "{s:?}");
     check(&pool);
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_a_fork_the_child_forgets_inherited_connections_without_closing_them() {
+    // A real fork needs `unsafe` (forbidden here); play the child's view by
+    // making the pool believe it was created by another process.
+    let m = Scripted::default();
+    let (pool, rec) = observed(&m, |b| b.max_size(2));
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    drop((a, b));
+    assert_eq!(m.live(), 2);
+    pool.shared.pid.store(
+        std::process::id().wrapping_add(1),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let conn = pool.get().await.unwrap();
+    assert_eq!(conn.id, 3, "a fresh connection, never a parent's");
+    let s = pool.status();
+    assert_eq!(s.closed.forked, 2, "{s:?}");
+    assert_eq!(rec.count("invalidated Forked"), 1);
+    // Forgotten, not dropped: the parent's sockets were never touched.
+    assert_eq!(m.live(), 3);
+    check(&pool);
+}
