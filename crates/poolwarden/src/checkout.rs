@@ -107,6 +107,11 @@ impl<M: Manager> Shared<M> {
         location: &'static Location<'static>,
         timeout: Duration,
     ) -> Result<PooledConnection<M>, PoolError> {
+        // Take part in tokio's cooperative budget like any semaphore
+        // acquire, so a task looping on an uncontended pool still lets its
+        // neighbours run. Before taking a connection: a forced yield here
+        // holds nothing.
+        tokio::task::coop::consume_budget().await;
         let mut pending = None;
         if PID.with(|p| *p) == self.pid.load(Relaxed) {
             match self.sem.try_acquire() {
@@ -135,7 +140,6 @@ impl<M: Manager> Shared<M> {
     ) -> Result<PooledConnection<M>, PoolError> {
         let start = tokio::time::Instant::now();
         let deadline = start + timeout;
-        self.now_refresh();
         match tokio::time::timeout_at(deadline, self.checkout_slow(location, pending, deadline))
             .await
         {
@@ -184,7 +188,11 @@ impl<M: Manager> Shared<M> {
         mut pending: Option<(PooledConnection<M>, AtCheckout)>,
         deadline: tokio::time::Instant,
     ) -> Result<PooledConnection<M>, PoolError> {
-        self.check_fork();
+        if PID.with(|p| *p) != self.pid.load(Relaxed) {
+            // This thread saw another process id: read the real one (a
+            // syscall, so only here and in maintenance, F8).
+            self.check_fork();
+        }
         self.start_maintenance();
         loop {
             if let Some((mut guard, decision)) = pending.take() {

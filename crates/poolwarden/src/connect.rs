@@ -21,17 +21,21 @@ use crate::slots::{Idle, State};
 /// Counts a checkout as waiting while it lives.
 struct Waiting<'a, M: Manager>(&'a Shared<M>);
 
-impl<'a, M: Manager> Waiting<'a, M> {
-    fn new(shared: &'a Shared<M>) -> Self {
-        shared.state.lock().waiting += 1;
-        Waiting(shared)
+impl<M: Manager> Drop for Waiting<'_, M> {
+    fn drop(&mut self) {
+        self.0.summary.waiting.fetch_sub(1, Relaxed);
     }
 }
 
-impl<M: Manager> Drop for Waiting<'_, M> {
-    fn drop(&mut self) {
-        self.0.state.lock().waiting -= 1;
-    }
+/// What `plan_locked` decided.
+#[derive(Default)]
+struct Plan {
+    /// Reserved attempts to start.
+    start: Vec<u64>,
+    /// When to plan again (a backoff holds connects back).
+    retry_at: Option<Tick>,
+    /// Fail the waiting checkout with this.
+    fail: Option<PoolError>,
 }
 
 /// A reserved connect: `State::connecting` counts it until it becomes an
@@ -76,22 +80,33 @@ impl<M: Manager> Shared<M> {
             Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
             Err(TryAcquireError::NoPermits) => {}
         }
-        let _waiting = Waiting::new(self);
-        // Attempts numbered above this started after this checkout waited.
-        let since = self.state.lock().connect.attempts;
         let acquire = self.sem.acquire();
         tokio::pin!(acquire);
+        let notified = self.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // Count this checkout as waiting and note which connect attempts
+        // start after it (for fail-fast), without the pool lock. Plan
+        // connects only if the pool is not settled (full and healthy).
+        self.summary.waiting.fetch_add(1, Relaxed);
+        let _waiting = Waiting(&**self);
+        let since = self.summary.attempts.load(Relaxed);
+        let mut plan = if self.summary.settled.load(Relaxed) {
+            Plan::default()
+        } else {
+            self.plan_locked(&mut self.state.lock(), Some(since))
+        };
         loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let retry_at = self.plan_connects(Some(since))?;
+            let retry_at = self.carry_out(plan)?;
             tokio::select! {
                 biased;
                 permit = &mut acquire => return permit.map_err(|_| PoolError::Closed),
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(retry_at.map_or(deadline, Tick::to_tokio)), if retry_at.is_some() => {}
             }
+            notified.set(self.wake.notified());
+            notified.as_mut().enable();
+            plan = self.plan_locked(&mut self.state.lock(), Some(since));
         }
     }
 
@@ -106,39 +121,46 @@ impl<M: Manager> Shared<M> {
         self: &Arc<Self>,
         waiter: Option<u64>,
     ) -> Result<Option<Tick>, PoolError> {
+        let plan = self.plan_locked(&mut self.state.lock(), waiter);
+        self.carry_out(plan)
+    }
+
+    /// The decision part of [`plan_connects`](Shared::plan_connects), under
+    /// the caller's lock: reserves the connects to start.
+    fn plan_locked(&self, st: &mut State<M::Connection>, waiter: Option<u64>) -> Plan {
         let now = clock::now();
-        let mut to_start = Vec::new();
-        let (retry_at, fail) = {
-            let mut st = self.state.lock();
-            if st.closed {
-                return Err(PoolError::Closed);
+        let mut plan = Plan::default();
+        if st.closed {
+            plan.fail = Some(PoolError::Closed);
+            return plan;
+        }
+        let demand = self.demand(st);
+        let backoff_over = st.connect.next_attempt.is_none_or(|t| now >= t);
+        if backoff_over {
+            while st.connecting < demand.min(self.cfg.max_connecting) {
+                let Some(attempt) = st.reserve_connect() else {
+                    break;
+                };
+                plan.start.push(attempt);
             }
-            let demand = self.demand(&st);
-            let backoff_over = st.connect.next_attempt.is_none_or(|t| now >= t);
-            if backoff_over {
-                while st.connecting < demand.min(self.cfg.max_connecting) {
-                    let Some(attempt) = st.reserve_connect() else {
-                        break;
-                    };
-                    to_start.push(attempt);
-                }
-                if !to_start.is_empty() {
-                    // One round of attempts per backoff period.
-                    if st.connect.failures > 0 {
-                        st.connect.next_attempt = Some(now.plus(self.next_backoff(&st)));
-                    }
-                }
+            // One round of attempts per backoff period.
+            if !plan.start.is_empty() && st.connect.failures > 0 {
+                st.connect.next_attempt = Some(now.plus(self.next_backoff(st)));
             }
-            let retry_at = st.connect.next_attempt.filter(|t| *t > now && demand > 0);
-            let fail = waiter.and_then(|since| self.fail_fast(&st, since));
-            (retry_at, fail)
-        };
-        for attempt in to_start {
+        }
+        plan.retry_at = st.connect.next_attempt.filter(|t| *t > now && demand > 0);
+        plan.fail = waiter.and_then(|since| self.fail_fast(st, since));
+        plan
+    }
+
+    /// The effect part: start the reserved connects (outside the lock).
+    fn carry_out(self: &Arc<Self>, plan: Plan) -> Result<Option<Tick>, PoolError> {
+        for attempt in plan.start {
             self.start_connect(attempt);
         }
-        match fail {
+        match plan.fail {
             Some(e) => Err(e),
-            None => Ok(retry_at),
+            None => Ok(plan.retry_at),
         }
     }
 
@@ -146,7 +168,7 @@ impl<M: Manager> Shared<M> {
     /// plus the `min_idle` shortfall.
     fn demand(&self, st: &State<M::Connection>) -> u32 {
         let idle = st.idle.len() as u32;
-        let unserved = st.waiting.saturating_sub(idle);
+        let unserved = st.waiting().saturating_sub(idle);
         let min_idle_shortfall = self.cfg.min_idle.saturating_sub(idle);
         unserved.max(min_idle_shortfall)
     }
@@ -297,6 +319,7 @@ impl<M: Manager> Shared<M> {
         let consecutive = {
             let mut st = self.state.lock();
             st.connect.failures += 1;
+            st.publish();
             st.connect.last_error_attempt = attempt;
             st.connect.fatal = class == ErrorClass::Fatal;
             st.connect.last_error = Some(Arc::clone(&error));

@@ -61,6 +61,7 @@ impl<M: Manager> Pool<M> {
         let idle: Vec<_> = {
             let mut st = shared.state.lock();
             st.closed = true;
+            st.publish();
             st.idle.drain(..).collect()
         };
         shared.sem.close();

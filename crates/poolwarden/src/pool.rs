@@ -63,6 +63,8 @@ pub(crate) struct Shared<M: Manager> {
     /// the hand-out time, so a clean return reads no clock (see `check_in`).
     pub(crate) recent: AtomicU64,
     pub(crate) counters: Counters,
+    /// Published by the state for lock-free reads (see `slots.rs`).
+    pub(crate) summary: Arc<crate::slots::Summary>,
     /// Woken when connecting succeeds or fails, and when a connection
     /// closes: waiters re-plan, `close()` re-checks.
     pub(crate) wake: Notify,
@@ -75,10 +77,13 @@ pub(crate) struct Shared<M: Manager> {
 
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, cfg: PoolConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        let state = State::new(cfg.max_open());
+        let summary = Arc::clone(&state.summary);
         Shared {
+            summary,
             manager,
             sem: Semaphore::new(0),
-            state: Mutex::new(State::new(cfg.max_open())),
+            state: Mutex::new(state),
             slots: Slots::new(cfg.max_open()),
             generation: AtomicU64::new(0),
             fork_generation: AtomicU64::new(0),
@@ -187,7 +192,7 @@ impl<M: Manager> Shared<M> {
             s.open = st.open;
             s.idle = st.idle.len() as u32;
             s.in_use = st.in_use();
-            s.waiting = st.waiting;
+            s.waiting = st.waiting();
             s.connecting = st.connecting;
         }
         s.checkouts = self.slots.handed_out();

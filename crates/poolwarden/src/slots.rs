@@ -29,6 +29,8 @@ use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::clock::Tick;
@@ -220,12 +222,26 @@ pub(crate) struct ConnectState {
     pub(crate) next_attempt: Option<Tick>,
 }
 
+/// What the state publishes for lock-free reads by waiting checkouts.
+#[derive(Debug, Default)]
+pub(crate) struct Summary {
+    /// Checkouts waiting for a connection.
+    pub(crate) waiting: AtomicU32,
+    /// Mirror of `ConnectState::attempts`.
+    pub(crate) attempts: AtomicU64,
+    /// A hint: every connection the pool may open is open or opening, and
+    /// connecting is not failing, so a waiting checkout has no connect to
+    /// plan. A stale value only delays planning until the next wake-up
+    /// (every change that matters wakes waiters), never loses it.
+    pub(crate) settled: AtomicBool,
+}
+
 /// Everything guarded by the pool's lock.
 pub(crate) struct State<C> {
     pub(crate) idle: VecDeque<Idle<C>>,
     pub(crate) open: u32,
     pub(crate) connecting: u32,
-    pub(crate) waiting: u32,
+    pub(crate) summary: Arc<Summary>,
     /// Connections being reset off the caller's path.
     pub(crate) resetting: u32,
     free: Vec<u32>,
@@ -241,7 +257,7 @@ impl<C> State<C> {
             idle: VecDeque::with_capacity(max_open as usize),
             open: 0,
             connecting: 0,
-            waiting: 0,
+            summary: Arc::default(),
             resetting: 0,
             free: (0..max_open).rev().collect(),
             next_connection_id: 1,
@@ -249,6 +265,21 @@ impl<C> State<C> {
             closed: false,
             max_open,
         }
+    }
+
+    /// Refresh the published summary after a change of counts or of the
+    /// connect state.
+    pub(crate) fn publish(&self) {
+        let settled = !self.closed
+            && self.open + self.connecting >= self.max_open
+            && self.connect.failures == 0;
+        self.summary.settled.store(settled, Relaxed);
+        self.summary.attempts.store(self.connect.attempts, Relaxed);
+    }
+
+    /// Checkouts waiting for a connection.
+    pub(crate) fn waiting(&self) -> u32 {
+        self.summary.waiting.load(Relaxed)
     }
 
     /// Checked-out connections.
@@ -266,6 +297,7 @@ impl<C> State<C> {
         }
         self.connecting += 1;
         self.connect.attempts += 1;
+        self.publish();
         Some(self.connect.attempts)
     }
 
@@ -279,12 +311,14 @@ impl<C> State<C> {
         // Cannot fail: max_open slots exist, each open connection holds one,
         // and the reservation guaranteed open < max_open.
         let slot = self.free.pop().unwrap_or_default();
+        self.publish();
         (slot, id)
     }
 
     /// A connect failed or was abandoned: drop its reservation.
     pub(crate) fn connect_abandoned(&mut self) {
         self.connecting -= 1;
+        self.publish();
     }
 
     /// A connection is gone (closed or detached): free its slot. The caller
@@ -292,6 +326,7 @@ impl<C> State<C> {
     pub(crate) fn forget(&mut self, slot: u32) {
         self.open -= 1;
         self.free.push(slot);
+        self.publish();
     }
 
     pub(crate) fn push_idle(&mut self, idle: Idle<C>) {
