@@ -102,7 +102,9 @@ pub(crate) fn at_checkout(meta: &Meta, now: Tick, generation: u64, cfg: &PoolCon
     if let Some(reason) = must_retire(meta, now, generation) {
         return AtCheckout::Retire(reason);
     }
-    if cfg.skip_validation || now.since(meta.last_ok) <= cfg.validation_bypass {
+    // Strictly inside the window: a zero window validates every checkout,
+    // even within one tick of the coarse clock.
+    if cfg.skip_validation || now.since(meta.last_ok) < cfg.validation_bypass {
         AtCheckout::Use
     } else {
         AtCheckout::Validate

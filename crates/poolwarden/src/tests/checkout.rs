@@ -216,3 +216,17 @@ async fn invalidate_all_retires_older_connections_lazily() {
     check(&pool);
     let _ = CloseReason::Stale;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_bypass_window_pings_every_checkout() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| b.validation_bypass(Duration::ZERO));
+    for _ in 0..5 {
+        drop(pool.get().await.unwrap());
+    }
+    assert_eq!(
+        m.count_validates(),
+        4,
+        "every checkout of an existing connection"
+    );
+}
