@@ -226,7 +226,7 @@ async fn a_zero_bypass_window_pings_every_checkout() {
     }
     assert_eq!(
         m.count_validates(),
-        4,
-        "every checkout of an existing connection"
+        5,
+        "every checkout, even of a just-opened connection"
     );
 }
