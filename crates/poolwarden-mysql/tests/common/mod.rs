@@ -142,46 +142,12 @@ pub(crate) async fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool
 pub(crate) struct Paused<'a>(&'a MariaDb);
 
 impl<'a> Paused<'a> {
-    /// Pause the server and wait until every one of its threads is really
-    /// stopped: `MariaDb::pause()` returns as soon as SIGSTOP is sent, and a
-    /// multi-threaded process stops asynchronously (one thread takes the
-    /// signal, then stops the others), so for a moment it still answers.
+    /// Pause the server; `MariaDb::pause()` returns once every one of its
+    /// threads is really stopped.
     pub(crate) fn new(db: &'a MariaDb) -> Self {
         db.pause().expect("pausing the server");
-        let paused = Paused(db);
-        let pid = db.pid().expect("a running server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !all_threads_stopped(pid) {
-            assert!(
-                Instant::now() < deadline,
-                "the server did not stop after SIGSTOP"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        paused
+        Paused(db)
     }
-}
-
-/// Whether every thread of process `pid` is in the stopped state.
-fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    let mut any = false;
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue; // a thread that just exited
-        };
-        // "tid (comm) S ...": the state follows the last ')'.
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].trim_start().chars().next());
-        match state {
-            Some('T' | 't') => any = true,
-            _ => return false,
-        }
-    }
-    any
 }
 
 impl Drop for Paused<'_> {
