@@ -51,12 +51,8 @@ impl Settings {
             None => FileSettings::default(),
         };
         let explicit_url = cli.database_url.clone().or(file.database_url);
-        let mut pool = file.pool.unwrap_or_else(|| {
-            let mut p = PoolConfig::default();
-            p.name = "demo".to_owned();
-            p
-        });
-        if pool.name == "default" {
+        let mut pool = file.pool.unwrap_or_default();
+        if pool.name == PoolConfig::default().name {
             pool.name = "demo".to_owned();
         }
         Ok(Settings {

@@ -71,26 +71,27 @@ impl<M: Manager> PooledConnection<M> {
         self.doomed = None;
     }
 
+    /// Undo a claim that never became a hand-out: take the connection back
+    /// out of the guard, end its checkout record and uncount it.
+    fn unclaim(&mut self) -> Option<Idle<M::Connection>> {
+        let idle = self.inner.take()?;
+        let mut slot = self.shared.slots.get(idle.slot);
+        slot.unregister();
+        slot.handed_out -= 1;
+        drop(slot);
+        Some(idle)
+    }
+
     /// Close the connection now, without the return-path checks.
     pub(crate) fn discard(mut self, reason: CloseReason) {
-        if let Some(idle) = self.inner.take() {
-            {
-                let mut slot = self.shared.slots.get(idle.slot);
-                slot.unregister();
-                slot.handed_out -= 1; // claimed, never handed out
-            }
+        if let Some(idle) = self.unclaim() {
             self.shared.close_conn(idle, reason);
         }
     }
 
     /// Put an untouched connection back as it was (its `last_ok` unchanged).
     pub(crate) fn release_unused(mut self) {
-        if let Some(idle) = self.inner.take() {
-            {
-                let mut slot = self.shared.slots.get(idle.slot);
-                slot.unregister();
-                slot.handed_out -= 1; // claimed, never handed out
-            }
+        if let Some(idle) = self.unclaim() {
             self.shared.put_idle(idle);
         }
     }

@@ -130,8 +130,8 @@ impl<M: Manager> Shared<M> {
         self.after_close();
     }
 
-    /// A connection closed: replace it if checkouts are waiting, and let
-    /// `close()` know.
+    /// A connection closed: wake waiting checkouts (they plan its
+    /// replacement) and `close()`.
     pub(crate) fn after_close(&self) {
         self.wake.notify_waiters();
     }
@@ -142,9 +142,10 @@ impl<M: Manager> Shared<M> {
         let working = Working::new(Arc::clone(self), idle, true);
         let shared = Arc::clone(self);
         // Without a runtime `working` is dropped here, which closes it.
-        shared.clone().spawn(async move {
+        self.spawn(async move {
             let mut working = working;
             shared.counters.resets.fetch_add(1, Relaxed);
+            #[cfg(feature = "metrics")]
             let started = clock::now();
             let res = {
                 let idle = working.idle_mut();
@@ -156,7 +157,6 @@ impl<M: Manager> Shared<M> {
                 .metrics
                 .reset
                 .record(clock::now().since(started).as_secs_f64());
-            let _ = started;
             match res {
                 Ok(Ok(())) => {
                     let idle = working.idle_mut();
