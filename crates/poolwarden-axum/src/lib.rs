@@ -8,7 +8,6 @@ mod home;
 mod metrics;
 mod rejection;
 mod request_id;
-mod transactional;
 mod tx;
 mod tx_layer;
 mod tx_rejection;
@@ -20,9 +19,10 @@ pub use debug::{debug_router, pool_debug_handler, PoolSnapshot, DEBUG_POOL_PATH}
 pub use metrics::{install_prometheus, metrics_handler, metrics_router, METRICS_PATH};
 #[cfg(feature = "metrics")]
 pub use metrics_exporter_prometheus::PrometheusHandle;
+/// Re-exported from the core, where every manager crate can implement it.
+pub use poolwarden::Transactional;
 pub use rejection::{DbRejection, DATABASE_UNAVAILABLE};
 pub use request_id::REQUEST_ID_HEADER;
-pub use transactional::Transactional;
 pub use tx::Tx;
 pub use tx_layer::{TxLayer, TxService, TRANSACTION_FAILED};
 pub use tx_rejection::{TxRejection, INTERNAL_ERROR};

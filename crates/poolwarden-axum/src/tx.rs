@@ -10,9 +10,9 @@ use poolwarden::{Pool, PooledConnection, Probe};
 use crate::context::RequestContext;
 use crate::home::Home;
 use crate::rejection::DbRejection;
-use crate::transactional::Transactional;
 use crate::tx_layer::{BoxFuture, Pending, TxScope};
 use crate::tx_rejection::TxRejection;
+use poolwarden::Transactional;
 
 const LIVE: &str = "a Tx holds its connection until it is ended";
 

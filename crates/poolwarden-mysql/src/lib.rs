@@ -9,6 +9,7 @@ mod policy;
 mod probe;
 mod reset;
 mod sql;
+mod transactional;
 
 pub use classify::{classify_error, classify_server, codes, Classifier};
 pub use conn::{MySqlConn, TrackedStatement};

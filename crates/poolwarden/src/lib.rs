@@ -17,6 +17,7 @@ mod pool;
 mod recycle;
 mod slots;
 mod status;
+mod transactional;
 
 #[cfg(test)]
 mod tests;
@@ -30,3 +31,4 @@ pub use manager::{ConnectionFacts, ErrorClass, Manager, Probe};
 pub use observe::{Event, InvalidationCause, Observer};
 pub use pool::Pool;
 pub use status::{CheckoutInfo, CloseReason, ClosedCounts, PoolStatus};
+pub use transactional::Transactional;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use http::Request;
+use poolwarden::Transactional;
 use poolwarden::{ErrorClass, Manager, Pool, Probe};
-use poolwarden_axum::Transactional;
 use tracing_subscriber::fmt::MakeWriter;
 
 #[derive(Debug)]

@@ -3,20 +3,24 @@
 
 use std::future::Future;
 
-use poolwarden::Manager;
+use crate::manager::Manager;
 
-/// A [`Manager`] whose connections can run transactions: what the
-/// [`Tx`](crate::Tx) extractor needs.
+/// A [`Manager`] whose connections can run transactions: what
+/// `poolwarden-axum`'s `Tx` extractor and `TxLayer` need.
+///
+/// It lives in the core, beside [`Manager`], so that every manager crate can
+/// implement it for its own manager (the orphan rule would stop an
+/// application from doing so).
 ///
 /// Each method runs one statement on `conn` and returns the driver's error
 /// unchanged (the extractor reports it to the pool with
-/// [`PooledConnection::report_error`](poolwarden::PooledConnection::report_error),
+/// [`PooledConnection::report_error`](crate::PooledConnection::report_error),
 /// so a disconnect is classified as usual).
 ///
 /// For the pool to roll back a transaction that was never finished (a
 /// handler that panicked, a `Tx` dropped off the request path), the
 /// manager's [`probe`](Manager::probe) should report
-/// [`Probe::NeedsReset`](poolwarden::Probe::NeedsReset) while a transaction
+/// [`Probe::NeedsReset`](crate::Probe::NeedsReset) while a transaction
 /// is open and its [`reset`](Manager::reset) should roll it back. `Tx` does
 /// not rely on it alone: a connection dropped inside a transaction whose
 /// probe says `Clean` is closed instead of reused, so the server rolls it
@@ -39,7 +43,7 @@ use poolwarden::Manager;
 /// #     }
 /// # }
 /// # use poolwarden::{ErrorClass, Manager, Probe};
-/// # use poolwarden_axum::Transactional;
+/// # use poolwarden::Transactional;
 /// # struct MySqlManager;
 /// # impl Manager for MySqlManager {
 /// #     type Connection = mysql_async::Conn;
