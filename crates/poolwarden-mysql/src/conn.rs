@@ -674,6 +674,7 @@ impl fmt::Debug for MySqlConn {
         f.debug_struct("MySqlConn")
             .field("id", &self.inner.id())
             .field("dirty", &self.tracker.dirty)
+            .field("timed_out", &self.timed_out)
             .field("facts", &self.facts)
             .finish_non_exhaustive()
     }

@@ -142,6 +142,11 @@ impl Killer {
         }
     }
 
+    /// How long a kill is tried after its command timed out.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub(crate) fn stats(&self) -> DeadlineStats {
         DeadlineStats {
             command_timeouts: self.counts.timeouts.load(Relaxed),
@@ -227,5 +232,44 @@ impl Killer {
                 KillOutcome::Failed
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_runtime_the_kill_is_counted_as_failed() {
+        let killer = Killer::new(Opts::default(), Duration::from_secs(1));
+        killer.command_timed_out(5);
+        let s = killer.stats();
+        assert_eq!(
+            (s.command_timeouts, s.kills_failed, s.kills_pending),
+            (1, 1, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kill_that_cannot_connect_is_counted_and_the_worker_stops() {
+        // Nothing listens on port 1 of the loopback address: refused at once.
+        let opts = Opts::from_url("mysql://root@127.0.0.1:1/test").unwrap();
+        let killer = Killer::new(opts, Duration::from_secs(5));
+        killer.command_timed_out(7);
+        killer.command_timed_out(8);
+        for _ in 0..1000 {
+            if killer.stats().kills_failed == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let s = killer.stats();
+        assert_eq!(
+            (s.command_timeouts, s.kills_failed, s.kills_pending),
+            (2, 2, 0),
+            "{s:?}"
+        );
+        assert!(!killer.queue.lock().worker_running, "the worker stopped");
+        assert_eq!(KillOutcome::Gone.as_str(), "gone");
     }
 }

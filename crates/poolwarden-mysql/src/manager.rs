@@ -163,7 +163,8 @@ impl MySqlManager {
         self.opts = OptsBuilder::from_opts(self.opts)
             .tcp_keepalive(keepalive)
             .into();
-        self
+        let kill_timeout = self.killer.timeout();
+        self.with_killer(kill_timeout)
     }
 
     /// Let mysql_async reconnect through the server's Unix socket after a TCP
@@ -173,7 +174,8 @@ impl MySqlManager {
         self.opts = OptsBuilder::from_opts(self.opts)
             .prefer_socket(prefer)
             .into();
-        self
+        let kill_timeout = self.killer.timeout();
+        self.with_killer(kill_timeout)
     }
 
     /// The longest any one command a borrower runs may take
@@ -200,7 +202,13 @@ impl MySqlManager {
     /// ([`DEFAULT_KILL_TIMEOUT`]). A server frozen longer than this gets no
     /// kill; it ends the session when it notices the client left. Counted
     /// in [`deadline_stats`](Self::deadline_stats).
-    pub fn kill_timeout(mut self, timeout: Duration) -> Self {
+    pub fn kill_timeout(self, timeout: Duration) -> Self {
+        self.with_killer(timeout)
+    }
+
+    /// A new killer for the current options (its side connections use
+    /// them too).
+    fn with_killer(mut self, timeout: Duration) -> Self {
         self.killer = Killer::new(self.opts.clone(), timeout);
         self
     }
@@ -208,6 +216,11 @@ impl MySqlManager {
     /// The configured [`command_timeout`](Self::command_timeout).
     pub fn configured_command_timeout(&self) -> Option<Duration> {
         self.command_timeout
+    }
+
+    /// The configured [`kill_timeout`](Self::kill_timeout).
+    pub fn configured_kill_timeout(&self) -> Duration {
+        self.killer.timeout()
     }
 
     /// Commands that passed their deadline and what became of their kills,
@@ -362,6 +375,24 @@ mod tests {
             text.contains("db.example") && !text.contains("s3cret"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn deadline_settings_and_their_defaults() {
+        let m = MySqlManager::new(OptsBuilder::default());
+        assert_eq!(
+            m.configured_command_timeout(),
+            Some(DEFAULT_COMMAND_TIMEOUT)
+        );
+        assert_eq!(m.configured_kill_timeout(), DEFAULT_KILL_TIMEOUT);
+        let m = m
+            .command_timeout(None)
+            .kill_timeout(Duration::from_secs(1))
+            .tcp_keepalive(None);
+        assert_eq!(m.configured_command_timeout(), None);
+        assert_eq!(m.configured_kill_timeout(), Duration::from_secs(1));
+        assert_eq!(m.deadline_stats(), DeadlineStats::default());
+        assert!(format!("{m:?}").contains("command_timeout: None"));
     }
 
     #[test]
