@@ -431,7 +431,7 @@ impl PgConn {
     /// If a command was interrupted, cancel it on the server (bounded, best
     /// effort). Commands sent afterwards queue behind it in any case.
     pub(crate) async fn cancel_interrupted(&self) {
-        if self.tracker.take_interrupted() {
+        if self.tracker.take_interrupted() && !self.cancel_timeout.is_zero() {
             cancel::cancel(&self.token, &self.target, self.cancel_timeout).await;
         }
     }
@@ -488,6 +488,23 @@ impl PgConn {
                 "a borrower idled inside a transaction near the server's \
                  idle_in_transaction_session_timeout; the server closes the session at the limit"
             );
+        }
+    }
+}
+
+/// A connection dropped right after an interrupted command (the pool
+/// discards a connection whose command hit its deadline): cancel the command
+/// on the server in the background, bounded, so the server does not run it
+/// to its end for nobody.
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        if !self.tracker.take_interrupted() || self.cancel_timeout.is_zero() || self.is_closed() {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (token, target, timeout) =
+                (self.token.clone(), self.target.clone(), self.cancel_timeout);
+            rt.spawn(async move { cancel::cancel(&token, &target, timeout).await });
         }
     }
 }

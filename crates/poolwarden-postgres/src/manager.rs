@@ -104,7 +104,9 @@ impl PgManager {
     /// How long a cancel request (for a command dropped or cut by a
     /// deadline) may take; defaults to [`DEFAULT_CANCEL_TIMEOUT`]. It is
     /// best effort: the connection is not handed out before the server has
-    /// finished the command either way.
+    /// finished the command either way. `Duration::ZERO` sends no cancel
+    /// requests at all (the next command on the connection then waits for
+    /// the dropped one to finish on its own).
     pub fn cancel_timeout(mut self, timeout: Duration) -> Self {
         self.open.cancel_timeout = timeout;
         self
