@@ -14,7 +14,7 @@ use common::{Events, Guard, PgPool};
 use poolwarden_postgres::{Error, PgManager};
 use poolwarden_testkit::Postgres;
 
-fn pool_of_one(db: &Postgres, manager: PgManager) -> PgPool {
+fn pool_of_one(manager: PgManager) -> PgPool {
     common::builder_for(manager, &Events::new())
         .max_size(1)
         .build()
@@ -55,7 +55,10 @@ async fn twenty_reuses(pool: &PgPool) -> Duration {
     let started = Instant::now();
     let mut first = None;
     for i in 0..20_i32 {
-        let c = pool.get().await.expect("checkout after the cancelled query");
+        let c = pool
+            .get()
+            .await
+            .expect("checkout after the cancelled query");
         let row = c.query_one("SELECT $1::INT * 2", &[&i]).await.unwrap();
         assert_eq!(row.get::<_, i32>(0), i * 2);
         first.get_or_insert_with(|| started.elapsed());
@@ -71,7 +74,7 @@ async fn twenty_reuses(pool: &PgPool) -> Duration {
 async fn f5_a_dropped_query_is_cancelled_on_the_server() {
     let _serial = common::serial().await;
     let db = common::shared_postgres();
-    let pool = pool_of_one(&db, PgManager::from_url(&db.url()).unwrap());
+    let pool = pool_of_one(PgManager::from_url(&db.url()).unwrap());
     {
         let c = pool.get().await.unwrap();
         start_and_drop(&db, &c, "SELECT pg_sleep(3600)").await;
@@ -95,7 +98,7 @@ async fn f5_dropped_pg_sleep_1_then_20_reuses() {
         if !cancel {
             manager = manager.cancel_timeout(Duration::ZERO);
         }
-        let pool = pool_of_one(&db, manager);
+        let pool = pool_of_one(manager);
         {
             let c = pool.get().await.unwrap();
             start_and_drop(&db, &c, "SELECT pg_sleep(1)").await;
@@ -111,7 +114,7 @@ async fn f5_dropped_pg_sleep_1_then_20_reuses() {
 async fn f5_the_same_borrower_can_go_on_after_dropping_a_query() {
     let _serial = common::serial().await;
     let db = common::shared_postgres();
-    let pool = pool_of_one(&db, PgManager::from_url(&db.url()).unwrap());
+    let pool = pool_of_one(PgManager::from_url(&db.url()).unwrap());
     let c = pool.get().await.unwrap();
     start_and_drop(&db, &c, "SELECT pg_sleep(3600)").await;
     let row = tokio::time::timeout(Duration::from_secs(30), c.query_one("SELECT 7", &[]))
@@ -128,10 +131,12 @@ async fn f5_the_same_borrower_can_go_on_after_dropping_a_query() {
 async fn command_deadline_cuts_and_cancels() {
     let _serial = common::serial().await;
     let db = common::shared_postgres();
-    let pool = pool_of_one(&db, PgManager::from_url(&db.url()).unwrap());
+    let pool = pool_of_one(PgManager::from_url(&db.url()).unwrap());
     {
         let mut c = pool.get().await.unwrap();
-        c.set_deadline(Some(tokio::time::Instant::now() + Duration::from_millis(200)));
+        c.set_deadline(Some(
+            tokio::time::Instant::now() + Duration::from_millis(200),
+        ));
         let err = c.query("SELECT pg_sleep(3600)", &[]).await.unwrap_err();
         assert!(matches!(err, Error::Deadline { .. }), "{err}");
         assert_eq!(
@@ -159,14 +164,19 @@ async fn command_timeout_bounds_every_command() {
     let manager = PgManager::from_url(&db.url())
         .unwrap()
         .command_timeout(Some(Duration::from_millis(300)));
-    let pool = pool_of_one(&db, manager);
+    let pool = pool_of_one(manager);
     {
         let mut c = pool.get().await.unwrap();
-        c.set_deadline(Some(tokio::time::Instant::now() + Duration::from_secs(3600)));
+        c.set_deadline(Some(
+            tokio::time::Instant::now() + Duration::from_secs(3600),
+        ));
         let err = c.query("SELECT pg_sleep(3600)", &[]).await.unwrap_err();
         assert!(matches!(err, Error::Deadline { .. }), "{err}");
     }
     let c = pool.get().await.unwrap();
     assert_eq!(c.deadline(), None);
-    assert_eq!(c.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert_eq!(
+        c.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0),
+        1
+    );
 }

@@ -92,13 +92,19 @@ async fn f9_one_slot_left_serves_everything_then_the_pool_grows_back() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(first.is_some(), "the pool never got the free slot: {:?}", pool.status());
+    assert!(
+        first.is_some(),
+        "the pool never got the free slot: {:?}",
+        pool.status()
+    );
     drop(first);
     let baseline = pool.status();
     assert_eq!(baseline.open, 1);
 
     // 1.
-    let ops = Load::start(&pool, 16, 50, Duration::from_secs(60)).join().await;
+    let ops = Load::start(&pool, 16, 50, Duration::from_secs(60))
+        .join()
+        .await;
     let origin = ops.first().map(|op| op.start).unwrap_or_else(Instant::now);
     assert_eq!(ops.len(), 800, "{}", describe_failures(&ops, origin, 10));
     assert!(
@@ -107,7 +113,10 @@ async fn f9_one_slot_left_serves_everything_then_the_pool_grows_back() {
         describe_failures(&ops, origin, 10)
     );
     let after_load = pool.status();
-    assert!(after_load.connect_failures > baseline.connect_failures, "{after_load:?}");
+    assert!(
+        after_load.connect_failures > baseline.connect_failures,
+        "{after_load:?}"
+    );
     let refusals = events
         .connect_failures()
         .into_iter()
@@ -122,7 +131,12 @@ async fn f9_one_slot_left_serves_everything_then_the_pool_grows_back() {
         .await
         .expect_err("a checkout succeeded with the only connection held");
     assert!(err.is_timeout(), "{}", error_chain(&err));
-    assert_eq!(sqlstate(&err).as_deref(), Some("53300"), "{}", error_chain(&err));
+    assert_eq!(
+        sqlstate(&err).as_deref(),
+        Some("53300"),
+        "{}",
+        error_chain(&err)
+    );
     drop(hold);
 
     // 3.
@@ -133,9 +147,17 @@ async fn f9_one_slot_left_serves_everything_then_the_pool_grows_back() {
     let grew = common::poll_until(Duration::from_secs(10), || pool.status().open > 1).await;
     let grew_in = freed_at.elapsed();
     let ok_now = load.progress.ok.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(load.progress.wait_ok(ok_now + 500, Duration::from_secs(30)).await);
+    assert!(
+        load.progress
+            .wait_ok(ok_now + 500, Duration::from_secs(30))
+            .await
+    );
     let ops = load.finish().await;
-    assert!(ops.iter().all(|op| op.is_ok()), "{}", describe_failures(&ops, freed_at, 10));
+    assert!(
+        ops.iter().all(|op| op.is_ok()),
+        "{}",
+        describe_failures(&ops, freed_at, 10)
+    );
     assert!(grew, "the pool did not grow back: {:?}", pool.status());
     eprintln!(
         "F9 (PostgreSQL): {total_slots} slots for the role; 800 of 800 through one connection \
@@ -216,9 +238,10 @@ async fn f10_black_holed_server_every_wait_is_bounded() {
     let dropped_at = Instant::now();
     drop(held);
     let discarded = events
-        .wait_for(Duration::from_secs(10), |r| {
-            matches!(r.kind, Kind::Discarded { id, .. } if id == held_id)
-        })
+        .wait_for(
+            Duration::from_secs(10),
+            |r| matches!(r.kind, Kind::Discarded { id, .. } if id == held_id),
+        )
         .await
         .expect("the hung reset was never cut short");
     assert!(
@@ -261,18 +284,43 @@ async fn f10_black_holed_server_every_wait_is_bounded() {
 async fn fatal_after_one_attempt(url: &str, code: &str) {
     let events = Events::new();
     let pool = common::builder(url, &events).build().unwrap();
-    let err = pool.get().await.expect_err("the server accepted bad settings");
-    assert!(matches!(err, PoolError::Fatal { .. }), "{}", error_chain(&err));
-    assert_eq!(sqlstate(&err).as_deref(), Some(code), "{}", error_chain(&err));
+    let err = pool
+        .get()
+        .await
+        .expect_err("the server accepted bad settings");
+    assert!(
+        matches!(err, PoolError::Fatal { .. }),
+        "{}",
+        error_chain(&err)
+    );
+    assert_eq!(
+        sqlstate(&err).as_deref(),
+        Some(code),
+        "{}",
+        error_chain(&err)
+    );
     let chain = error_chain(&err);
-    assert!(chain.contains("could not connect to PostgreSQL at"), "{chain}");
+    assert!(
+        chain.contains("could not connect to PostgreSQL at"),
+        "{chain}"
+    );
     assert!(!chain.contains(Postgres::PW_PASSWORD), "{chain}");
     for i in 0..50 {
-        let err = pool.get().await.expect_err("the server accepted bad settings");
-        assert!(matches!(err, PoolError::Fatal { .. }), "checkout {i}: {}", error_chain(&err));
+        let err = pool
+            .get()
+            .await
+            .expect_err("the server accepted bad settings");
+        assert!(
+            matches!(err, PoolError::Fatal { .. }),
+            "checkout {i}: {}",
+            error_chain(&err)
+        );
     }
     let status = pool.status();
-    assert_eq!(status.connect_failures, 1, "one connect attempt: {status:?}");
+    assert_eq!(
+        status.connect_failures, 1,
+        "one connect attempt: {status:?}"
+    );
     eprintln!("F11 ({code}): 51 checkouts, 1 connect attempt; message: {chain}");
 }
 
@@ -294,9 +342,17 @@ async fn f11_unknown_database_one_clear_error_one_attempt() {
 async fn f11_build_and_connect_reports_bad_credentials_at_start_up() {
     let db = common::shared_postgres();
     let url = db.url_for(Postgres::PW_USER, "wrong-password", Postgres::TEST_DATABASE);
-    match common::builder(&url, &Events::new()).build_and_connect().await {
+    match common::builder(&url, &Events::new())
+        .build_and_connect()
+        .await
+    {
         Err(StartError::Connect(e @ PoolError::Fatal { .. })) => {
-            assert_eq!(sqlstate(&e).as_deref(), Some("28P01"), "{}", error_chain(&e));
+            assert_eq!(
+                sqlstate(&e).as_deref(),
+                Some("28P01"),
+                "{}",
+                error_chain(&e)
+            );
         }
         Err(e) => panic!("expected a Fatal connect error, got {e}"),
         Ok(_) => panic!("the server accepted a wrong password"),

@@ -90,13 +90,20 @@ async fn f1_idle_session_timeout_idle_connections_are_never_handed_out() {
     // Idle past the server's timeout (real time: the server's clock).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let alive = common::pool_backends(&db);
-    let dead: HashSet<u32> = pids.iter().copied().filter(|p| !alive.contains(p)).collect();
+    let dead: HashSet<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| !alive.contains(p))
+        .collect();
 
     let (seen, errors) = checkouts(&pool, 10, 20).await;
     assert!(errors.is_empty(), "{} errors: {errors:#?}", errors.len());
     assert_eq!(seen.len(), 200);
     let used_dead: Vec<_> = seen.iter().filter(|p| dead.contains(p)).collect();
-    assert!(used_dead.is_empty(), "closed sessions were used: {used_dead:?}");
+    assert!(
+        used_dead.is_empty(),
+        "closed sessions were used: {used_dead:?}"
+    );
 }
 
 /// F1 with nothing but the probe: the pool is not told the server's
@@ -159,5 +166,8 @@ async fn f3_terminate_every_idle_session() {
     assert!(errors.is_empty(), "{} errors: {errors:#?}", errors.len());
     assert_eq!(seen.len(), 200);
     let reused: Vec<_> = seen.iter().filter(|p| pids.contains(p)).collect();
-    assert!(reused.is_empty(), "terminated sessions were used: {reused:?}");
+    assert!(
+        reused.is_empty(),
+        "terminated sessions were used: {reused:?}"
+    );
 }

@@ -45,9 +45,10 @@ async fn f6_leak_named_at_file_line_and_warned_before_idle_session_timeout() {
     assert!(is_here(&live[0], line), "{live:?}");
 
     let leak = events
-        .wait_for(Duration::from_secs(10), |r| {
-            matches!(&r.kind, Kind::Leak(i) if i.id == checkout_id)
-        })
+        .wait_for(
+            Duration::from_secs(10),
+            |r| matches!(&r.kind, Kind::Leak(i) if i.id == checkout_id),
+        )
         .await
         .expect("no leak report");
     let Kind::Leak(info) = &leak.kind else {
@@ -57,16 +58,21 @@ async fn f6_leak_named_at_file_line_and_warned_before_idle_session_timeout() {
     assert_eq!(info.label.as_deref(), Some("f6-background-job"));
 
     let near = events
-        .wait_for(Duration::from_secs(10), |r| {
-            matches!(&r.kind, Kind::NearServerTimeout(i) if i.id == checkout_id)
-        })
+        .wait_for(
+            Duration::from_secs(10),
+            |r| matches!(&r.kind, Kind::NearServerTimeout(i) if i.id == checkout_id),
+        )
         .await
         .expect("no near-server-timeout warning");
     let Kind::NearServerTimeout(near_info) = &near.kind else {
         unreachable!()
     };
     assert!(is_here(near_info, line), "{near_info:?}");
-    assert_eq!(common::select_42(&mut c).await.unwrap(), Some(42), "still answers");
+    assert_eq!(
+        common::select_42(&mut c).await.unwrap(),
+        Some(42),
+        "still answers"
+    );
 
     // The holder idles until the server closes the session.
     let gone = common::poll_until(Duration::from_secs(15), || {

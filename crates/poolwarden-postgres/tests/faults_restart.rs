@@ -48,7 +48,11 @@ async fn restart_under_load(policy: WhenUnavailable) {
     );
     // Zero errors among the operations begun after the server was ready:
     // no connection from before the restart is handed out.
-    let after: Vec<_> = ops.iter().filter(|op| op.start >= ready_at).cloned().collect();
+    let after: Vec<_> = ops
+        .iter()
+        .filter(|op| op.start >= ready_at)
+        .cloned()
+        .collect();
     assert!(
         after.iter().all(|op| op.is_ok()),
         "{policy:?}: errors after the server was ready: {}",

@@ -71,7 +71,11 @@ async fn f12_lifetime_retires_without_errors() {
     let ops = load.finish().await;
     let origin = ops.first().map(|op| op.start).unwrap();
     assert!(retired, "{:?}", pool.status());
-    assert!(ops.iter().all(|op| op.is_ok()), "{}", describe_failures(&ops, origin, 10));
+    assert!(
+        ops.iter().all(|op| op.is_ok()),
+        "{}",
+        describe_failures(&ops, origin, 10)
+    );
 }
 
 /// A transaction begun through `Transactional` and dropped unfinished (a
@@ -87,18 +91,24 @@ async fn an_unfinished_transaction_is_rolled_back_not_inherited() {
         .unwrap();
     {
         let c = pool.get().await.unwrap();
-        c.batch_execute("CREATE TABLE tx_left (v INT)").await.unwrap();
+        c.batch_execute("CREATE TABLE tx_left (v INT)")
+            .await
+            .unwrap();
     }
     {
         let mut c = pool.get().await.unwrap();
         let m: &PgManager = pool.manager();
         m.begin(&mut c).await.unwrap();
-        c.execute("INSERT INTO tx_left VALUES (1)", &[]).await.unwrap();
+        c.execute("INSERT INTO tx_left VALUES (1)", &[])
+            .await
+            .unwrap();
         // Dropped without commit or rollback.
     }
     {
         let c = pool.get().await.unwrap();
-        c.execute("INSERT INTO tx_left VALUES (2)", &[]).await.unwrap();
+        c.execute("INSERT INTO tx_left VALUES (2)", &[])
+            .await
+            .unwrap();
     }
     assert_eq!(
         common::admin(&db, "SELECT string_agg(v::text, ',') FROM tx_left"),
@@ -109,7 +119,9 @@ async fn an_unfinished_transaction_is_rolled_back_not_inherited() {
         let mut c = pool.get().await.unwrap();
         let m: &PgManager = pool.manager();
         m.begin(&mut c).await.unwrap();
-        c.execute("INSERT INTO tx_left VALUES (3)", &[]).await.unwrap();
+        c.execute("INSERT INTO tx_left VALUES (3)", &[])
+            .await
+            .unwrap();
         m.commit(&mut c).await.unwrap();
         assert!(!c.is_dirty());
     }

@@ -38,12 +38,18 @@ async fn count(c: &Guard, sql: &str) -> i64 {
 const CASES: &[(&str, &str)] = &[
     ("SET search_path = leaked", "search_path"),
     ("SET my.custom = 'leaked'", "custom GUC"),
-    ("SELECT set_config('my.other', 'leaked', false)", "set_config"),
+    (
+        "SELECT set_config('my.other', 'leaked', false)",
+        "set_config",
+    ),
     ("CREATE TEMP TABLE leaked_tmp (a INT)", "temp table"),
     ("SELECT pg_advisory_lock(4242)", "advisory lock"),
     ("LISTEN leaked_channel", "LISTEN"),
     ("PREPARE leaked_stmt AS SELECT 1", "PREPARE"),
-    ("DECLARE leaked_cur CURSOR WITH HOLD FOR SELECT 1", "cursor WITH HOLD"),
+    (
+        "DECLARE leaked_cur CURSOR WITH HOLD FOR SELECT 1",
+        "cursor WITH HOLD",
+    ),
     ("SET SESSION AUTHORIZATION pw_user", "role"),
     ("BEGIN", "open transaction"),
 ];
@@ -56,12 +62,16 @@ async fn assert_clean(c: &Guard, table: &str, what: &str) {
         "{what}"
     );
     assert_eq!(
-        text(c, "SELECT current_setting('my.custom', true)").await.unwrap_or_default(),
+        text(c, "SELECT current_setting('my.custom', true)")
+            .await
+            .unwrap_or_default(),
         "",
         "{what}"
     );
     assert_eq!(
-        text(c, "SELECT current_setting('my.other', true)").await.unwrap_or_default(),
+        text(c, "SELECT current_setting('my.other', true)")
+            .await
+            .unwrap_or_default(),
         "",
         "{what}"
     );
@@ -85,12 +95,20 @@ async fn assert_clean(c: &Guard, table: &str, what: &str) {
         "{what}"
     );
     assert_eq!(
-        count(c, "SELECT count(*) FROM pg_prepared_statements WHERE name = 'leaked_stmt'").await,
+        count(
+            c,
+            "SELECT count(*) FROM pg_prepared_statements WHERE name = 'leaked_stmt'"
+        )
+        .await,
         0,
         "{what}"
     );
     assert_eq!(
-        count(c, "SELECT count(*) FROM pg_cursors WHERE name = 'leaked_cur'").await,
+        count(
+            c,
+            "SELECT count(*) FROM pg_cursors WHERE name = 'leaked_cur'"
+        )
+        .await,
         0,
         "{what}"
     );
@@ -127,7 +145,11 @@ async fn no_leak_under(policy: ResetPolicy, cases: &[(&str, &str)]) {
                 .unwrap_or_else(|e| panic!("{what}: {sql}: {e}"));
         }
         let mut c = pool.get().await.unwrap();
-        assert_eq!(common::backend_pid(&mut c).await, pid, "{what}: same session");
+        assert_eq!(
+            common::backend_pid(&mut c).await,
+            pid,
+            "{what}: same session"
+        );
         assert_clean(&c, &table, what).await;
         drop(c);
         let seen = common::admin(
@@ -220,9 +242,10 @@ async fn f13_the_cheapest_sufficient_reset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_sql_survives_resets() {
     let db = common::shared_postgres();
-    let manager = PgManager::from_url(&db.url())
-        .unwrap()
-        .init_sql(["SET TIME ZONE 'Pacific/Auckland'", "SET search_path = public"]);
+    let manager = PgManager::from_url(&db.url()).unwrap().init_sql([
+        "SET TIME ZONE 'Pacific/Auckland'",
+        "SET search_path = public",
+    ]);
     let pool = common::builder_for(manager, &Events::new())
         .max_size(1)
         .build()
@@ -238,6 +261,9 @@ async fn init_sql_survives_resets() {
             Some("Pacific/Auckland"),
             "after {sql}"
         );
-        assert_eq!(text(&c, "SHOW search_path").await.as_deref(), Some("public"));
+        assert_eq!(
+            text(&c, "SHOW search_path").await.as_deref(),
+            Some("public")
+        );
     }
 }
