@@ -97,9 +97,9 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   "commands out of sync" family).
 /// * [`ErrorClass::Broken`]: other protocol damage, and client-side
 ///   statement errors that mysql_async raises inside a command (it closes the
-///   socket after them, so the connection is gone). For now also a
-///   [`CommandTimeout`] (a command that passed its deadline), which becomes
-///   the class for "the server did not answer" once the pool has it.
+///   socket after them, so the connection is gone).
+/// * [`ErrorClass::Unresponsive`]: a [`CommandTimeout`] (a command that
+///   passed its deadline while the socket stayed open).
 /// * [`ErrorClass::Fatal`]: 1044, 1045, 1049, 1129, 1130, 1251, 1524, 1698,
 ///   1820, 1862, 3118, 3159, 4151, URL errors, TLS and authentication-plugin
 ///   configuration errors (F11).
@@ -125,10 +125,8 @@ pub fn classify_error(error: &Error) -> ErrorClass {
 
 /// A command that passed its deadline: the server did not answer while the
 /// socket stayed open.
-// TODO(contract: ErrorClass::Unresponsive): map to `Unresponsive` once core
-// lands; `Broken` discards the connection meanwhile.
 fn command_timeout_class() -> ErrorClass {
-    ErrorClass::Broken
+    ErrorClass::Unresponsive
 }
 
 /// The class of a server error, by its code.
