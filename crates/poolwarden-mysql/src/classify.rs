@@ -99,7 +99,8 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   statement errors that mysql_async raises inside a command (it closes the
 ///   socket after them, so the connection is gone).
 /// * [`ErrorClass::Unresponsive`]: a [`CommandTimeout`] (a command that
-///   passed its deadline while the socket stayed open).
+///   passed its deadline while the socket stayed open); `Keep` for one
+///   that was not sent because its deadline had already passed.
 /// * [`ErrorClass::Fatal`]: 1044, 1045, 1049, 1129, 1130, 1251, 1524, 1698,
 ///   1820, 1862, 3118, 3159, 4151, URL errors, TLS and authentication-plugin
 ///   configuration errors (F11).
@@ -118,15 +119,21 @@ pub fn classify_error(error: &Error) -> ErrorClass {
         Error::Io(e) => classify_io(e),
         Error::Driver(e) => classify_driver(e),
         Error::Url(_) => ErrorClass::Fatal,
-        Error::Other(e) if e.is::<CommandTimeout>() => command_timeout_class(),
+        Error::Other(e) if e.is::<CommandTimeout>() => {
+            command_timeout_class(e.downcast_ref::<CommandTimeout>())
+        }
         Error::Other(_) => ErrorClass::Broken,
     }
 }
 
 /// A command that passed its deadline: the server did not answer while the
-/// socket stayed open.
-fn command_timeout_class() -> ErrorClass {
-    ErrorClass::Unresponsive
+/// socket stayed open. One that was not sent (its deadline had passed
+/// before) says nothing about the server or the connection.
+fn command_timeout_class(timeout: Option<&CommandTimeout>) -> ErrorClass {
+    match timeout {
+        Some(t) if !t.sent => ErrorClass::Keep,
+        _ => ErrorClass::Unresponsive,
+    }
 }
 
 /// The class of a server error, by its code.

@@ -16,7 +16,7 @@ use mysql_async::{
 use poolwarden::ConnectionFacts;
 use tokio::time::Instant;
 
-use crate::deadline::{self, Deadlines, Expiry, WithTimeout};
+use crate::deadline::{self, Bound, Deadlines, Expiry, WithTimeout};
 use crate::kill::Killer;
 use crate::probe::Session;
 use crate::stream::BoundedStream;
@@ -190,6 +190,10 @@ impl MySqlConn {
         let Some(bound) = self.deadlines.bound(Instant::now()) else {
             return run(&mut self.inner);
         };
+        if bound.already_passed() {
+            let error = self.expiry(command).too_late(bound);
+            return Box::pin(async move { Err(error.into()) });
+        }
         let (fut, expiry) = self.start(command, run);
         Box::pin(deadline::run(fut, bound, expiry))
     }
@@ -206,6 +210,10 @@ impl MySqlConn {
         P: Send + 'static,
     {
         let bound = self.deadlines.bound(Instant::now());
+        if let Some(bound) = bound.filter(Bound::already_passed) {
+            let error = self.expiry(command).too_late(bound);
+            return Box::pin(async move { Err(error.into()) });
+        }
         let (fut, expiry) = self.start(command, run);
         Box::pin(async move {
             let Some(bound) = bound else {
@@ -232,6 +240,15 @@ impl MySqlConn {
             killer: self.killer.as_ref(),
         };
         (run(&mut self.inner), expiry)
+    }
+
+    fn expiry(&mut self, command: &'static str) -> Expiry<'_> {
+        Expiry {
+            command,
+            connection_id: self.inner.id(),
+            timed_out: &mut self.timed_out,
+            killer: self.killer.as_ref(),
+        }
     }
 
     /// Whether the connection may carry session state the borrowers left

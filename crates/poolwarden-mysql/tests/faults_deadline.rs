@@ -392,3 +392,46 @@ async fn the_checkout_deadline_bounds_the_commands_until_the_next_checkout() {
         Some(DeadlineSource::CallTimeout)
     );
 }
+
+/// A command called after its deadline has passed is not sent (a late
+/// `COMMIT` must not be applied while its caller is told it failed): the
+/// error says so, the connection stays usable and nothing is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_past_its_deadline_is_not_sent() {
+    let db = common::shared_mariadb();
+    let pool = Pool::builder(manager(&db.url(), Duration::from_secs(30)))
+        .max_size(1)
+        .build()
+        .unwrap();
+    let mut c = pool.get().await.unwrap();
+    let id = c.id();
+    c.query_drop("CREATE TEMPORARY TABLE dl_unsent (a INT)")
+        .await
+        .unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO dl_unsent VALUES (1)")
+        .await
+        .unwrap();
+    c.set_deadline(Some(tokio::time::Instant::now()));
+    let err = c
+        .query_drop("COMMIT")
+        .await
+        .expect_err("sent after its deadline");
+    let timeout = CommandTimeout::find(&err).expect("a CommandTimeout");
+    assert!(!timeout.sent, "{timeout:?}");
+    assert!(err.to_string().contains("not sent"), "{err}");
+    assert_eq!(c.report_error(&err), ErrorClass::Keep);
+    assert!(!c.timed_out());
+
+    // Still in the transaction on the same connection: the COMMIT never
+    // reached the server.
+    c.set_deadline(None);
+    c.query_drop("ROLLBACK").await.unwrap();
+    let n: Option<i64> = c
+        .query_first("SELECT COUNT(*) FROM dl_unsent")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(0));
+    assert_eq!(c.id(), id);
+    assert_eq!(pool.manager().deadline_stats().command_timeouts, 0);
+}
