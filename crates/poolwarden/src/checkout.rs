@@ -127,9 +127,9 @@ impl<M: Manager> Shared<M> {
     }
 
     /// `get()`, `get_timeout()`, `get_until()`: the fast path needs no
-    /// timer, no allocation and no round trip; everything else happens
-    /// under the checkout's bound, in a boxed future so that `get()`'s own
-    /// future stays small.
+    /// timer, no allocation and no round trip; everything else happens in
+    /// `checkout_slow`, under the checkout's bound, still without a timer
+    /// or an allocation of its own while it waits.
     pub(crate) async fn checkout(
         self: &Arc<Self>,
         location: &'static Location<'static>,
