@@ -127,7 +127,9 @@ fn first(messages: &[SimpleQueryMessage]) -> Option<String> {
 async fn on_client(client: &Client, sqls: &[&str]) -> Result<Vec<Option<String>>, String> {
     let mut out = Vec::with_capacity(sqls.len());
     for sql in sqls {
-        out.push(first(&client.simple_query(sql).await.map_err(|e| e.to_string())?));
+        out.push(first(
+            &client.simple_query(sql).await.map_err(|e| e.to_string())?,
+        ));
     }
     Ok(out)
 }
@@ -136,7 +138,10 @@ type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send
 
 /// sqlx's executor lifetimes do not pass `tokio::spawn`'s `Send` check
 /// inside a generic async fn: a boxed, owned future does.
-fn sqlx_session(pool: sqlx::PgPool, sqls: Vec<String>) -> BoxFuture<Result<Vec<Option<String>>, String>> {
+fn sqlx_session(
+    pool: sqlx::PgPool,
+    sqls: Vec<String>,
+) -> BoxFuture<Result<Vec<Option<String>>, String>> {
     Box::pin(async move {
         let mut c = pool.acquire().await.map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(sqls.len());
@@ -166,7 +171,9 @@ impl Contender {
                 let c = p.get().await.map_err(|e| e.to_string())?;
                 let mut out = Vec::with_capacity(sqls.len());
                 for sql in sqls {
-                    out.push(first(&c.simple_query(sql).await.map_err(|e| e.to_string())?));
+                    out.push(first(
+                        &c.simple_query(sql).await.map_err(|e| e.to_string())?,
+                    ));
                 }
                 Ok(out)
             }

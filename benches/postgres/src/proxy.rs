@@ -25,7 +25,9 @@ impl Counts {
 
 /// Start a proxy to `127.0.0.1:server_port`; returns its port.
 pub(crate) async fn start(server_port: u16, counts: Arc<Counts>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding the proxy");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding the proxy");
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {

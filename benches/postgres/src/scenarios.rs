@@ -77,8 +77,11 @@ async fn load(c: &Arc<Contender>, tasks: usize, for_: Duration, max_ops: usize) 
                     if stop.load(Relaxed) {
                         break;
                     }
-                    match tokio::time::timeout(Duration::from_secs(10), c.session(task, &["SELECT 1"]))
-                        .await
+                    match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        c.session(task, &["SELECT 1"]),
+                    )
+                    .await
                     {
                         Ok(Ok(_)) => ok += 1,
                         _ => err += 1,
@@ -110,7 +113,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn throughput(db: &Postgres, url: &str, quick: bool) {
-    let (rounds, window) = if quick { (2, Duration::from_secs(1)) } else { (4, Duration::from_secs(3)) };
+    let (rounds, window) = if quick {
+        (2, Duration::from_secs(1))
+    } else {
+        (4, Duration::from_secs(3))
+    };
     let started = Instant::now();
     // Rows: every contender with 64 tasks, and the limit: 10 tasks, each
     // alone on its own dedicated connection.
@@ -181,7 +188,9 @@ async fn throughput(db: &Postgres, url: &str, quick: bool) {
     println!("|---|---|---|---|---|---|---|---|");
     for (i, (kind, tasks)) in rows.iter().enumerate() {
         let r = &ratio[i];
-        let (lo, hi) = r.iter().fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        let (lo, hi) = r
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
         println!(
             "| {} | {tasks} | {:.0} | {:.2} | {lo:.2}–{hi:.2} | {:.2}–{:.2} | {} | {:.3} |",
             kind.name(),
@@ -205,7 +214,9 @@ async fn cancel(db: &Postgres, url: &str) {
          checks out and runs `SELECT 1`. \"Still running\" is whether the server still ran the \
          `pg_sleep` right after the next borrower was served. 3 runs each.\n"
     );
-    println!("| contender | next borrower served after (ms) | still running on the server | errors |");
+    println!(
+        "| contender | next borrower served after (ms) | still running on the server | errors |"
+    );
     println!("|---|---|---|---|");
     for kind in Kind::ALL {
         let c = Arc::new(build(kind, url, 1).await);
@@ -235,7 +246,11 @@ async fn cancel(db: &Postgres, url: &str) {
             }
         }
         let shown: Vec<String> = waits.iter().map(|w| format!("{w:.1}")).collect();
-        println!("| {} | {} | {running} of 3 | {errors} |", kind.name(), shown.join(", "));
+        println!(
+            "| {} | {} | {running} of 3 | {errors} |",
+            kind.name(),
+            shown.join(", ")
+        );
         if let Ok(c) = Arc::try_unwrap(c) {
             c.close().await;
         }

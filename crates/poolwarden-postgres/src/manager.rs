@@ -206,6 +206,15 @@ impl Manager for PgManager {
         Ok(reset::run(conn, plan, &self.open.init).await?)
     }
 
+    /// Stores the checkout's deadline ([`Pool::get_until`]) in the
+    /// connection: every command the borrower runs through [`PgConn`] ends
+    /// by it (and by `command_timeout`), cancelled on the server.
+    ///
+    /// [`Pool::get_until`]: poolwarden::Pool::get_until
+    fn on_hand_out(&self, conn: &mut PgConn, deadline: Option<tokio::time::Instant>) {
+        conn.set_deadline(deadline);
+    }
+
     fn classify(&self, error: &Error) -> ErrorClass {
         let class = classify_error(error);
         match &self.classifier {
@@ -254,13 +263,13 @@ mod tests {
         let m = PgManager::from_url("postgres://app@127.0.0.1/shop")
             .unwrap()
             .classify_with(|_, default| match default {
-                ErrorClass::Broken => ErrorClass::Keep,
+                ErrorClass::Unresponsive => ErrorClass::Broken,
                 other => other,
             });
         let e = Error::Deadline {
             waited: Duration::from_secs(1),
         };
-        assert_eq!(m.classify(&e), ErrorClass::Keep);
-        assert_eq!(classify_error(&e), ErrorClass::Broken);
+        assert_eq!(m.classify(&e), ErrorClass::Broken);
+        assert_eq!(classify_error(&e), ErrorClass::Unresponsive);
     }
 }

@@ -59,7 +59,10 @@ async fn tx_commits_on_success_and_rolls_back_otherwise() {
         assert_eq!(response.status(), expected);
     }
     assert_eq!(
-        common::admin(&db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM axum_orders"),
+        common::admin(
+            &db,
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM axum_orders"
+        ),
         vec![vec!["2,4".to_owned()]]
     );
     // Committed and rolled-back requests leave nothing to reset.
