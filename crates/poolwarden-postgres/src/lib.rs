@@ -11,6 +11,7 @@ mod policy;
 mod reset;
 mod sql;
 mod task;
+mod tls;
 mod track;
 mod transactional;
 
@@ -25,3 +26,5 @@ pub use reset::CLEAN_SQL;
 pub use sql::{effect, may_change_session, Effect, SessionEffect, TxEffect};
 
 pub use tokio_postgres;
+#[cfg(feature = "tls-rustls")]
+pub use {rustls, tokio_postgres_rustls};

@@ -30,7 +30,8 @@ pub const DEFAULT_CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
 /// # let _ = manager; Ok(()) }
 /// ```
 ///
-/// Connections are opened without TLS (`NoTls`), with TCP keepalive after
+/// Connections are opened without TLS (`NoTls`; see `rustls` with the
+/// `tls-rustls` feature), with TCP keepalive after
 /// [`DEFAULT_TCP_KEEPALIVE`](crate::DEFAULT_TCP_KEEPALIVE) unless the
 /// config sets another, and `application_name` `poolwarden` unless the
 /// config sets one. Each connection's I/O task is spawned on the runtime
@@ -52,6 +53,7 @@ impl PgManager {
                 init: InitSql::default(),
                 cancel_timeout: DEFAULT_CANCEL_TIMEOUT,
                 command_timeout: None,
+                tls: crate::tls::Tls::None,
             },
             policy: ResetPolicy::default(),
             classifier: None,
@@ -131,6 +133,34 @@ impl PgManager {
         self
     }
 
+    /// Encrypt connections (and cancel requests) with rustls, configured by
+    /// `tls` (root certificates, client certificate). Whether TLS is
+    /// required follows the config's `sslmode` (`require` refuses a server
+    /// without TLS; tokio-postgres's default `prefer` falls back to plain).
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use poolwarden_postgres::{rustls, PgManager};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// # let ca_der: Vec<u8> = Vec::new();
+    /// roots.add(rustls::pki_types::CertificateDer::from(ca_der))?;
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let tls = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let manager = PgManager::from_url("postgres://app@db.internal/shop?sslmode=require")?
+    ///     .rustls(tls);
+    /// # let _ = manager; Ok(()) }
+    /// ```
+    #[cfg(feature = "tls-rustls")]
+    pub fn rustls(mut self, tls: rustls::ClientConfig) -> Self {
+        self.open.tls = crate::tls::Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(tls));
+        self
+    }
+
     /// The config new connections are opened with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -168,6 +198,7 @@ impl fmt::Debug for PgManager {
             .field("policy", &self.policy)
             .field("init_sql", &self.open.init.statements().len())
             .field("command_timeout", &self.open.command_timeout)
+            .field("tls", &self.open.tls)
             .field("classify_with", &self.classifier.is_some())
             .finish()
     }
