@@ -14,6 +14,10 @@ use crate::error::Error;
 use crate::policy::{self, At, Plan, ResetPolicy};
 use crate::reset::{self, InitSql};
 
+/// The default bound on each command a borrower runs (like the MySQL
+/// manager's).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a cancel request may take by default.
 pub const DEFAULT_CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -52,7 +56,7 @@ impl PgManager {
             open: Open {
                 init: InitSql::default(),
                 cancel_timeout: DEFAULT_CANCEL_TIMEOUT,
-                command_timeout: None,
+                command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
                 tls: crate::tls::Tls::None,
             },
             policy: ResetPolicy::default(),
@@ -94,10 +98,11 @@ impl PgManager {
     }
 
     /// Bound every command a borrower runs through [`PgConn`] by this
-    /// (besides the checkout's deadline). A command still running then
-    /// fails with [`Error::Deadline`] and is cancelled on the server.
-    /// Defaults to none (only the deadline applies). Prevents a borrower
-    /// waiting forever on a frozen server or a runaway query (F10).
+    /// (besides the checkout's deadline, whichever ends first). A command
+    /// still running then fails with [`Error::Deadline`] and is cancelled on
+    /// the server. Defaults to [`DEFAULT_COMMAND_TIMEOUT`] (30 s); `None`
+    /// leaves only the checkout's deadline. Prevents a borrower waiting
+    /// forever on a frozen server or a runaway query (F10).
     pub fn command_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.open.command_timeout = timeout;
         self
