@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod classify;
+mod cluster;
 mod conn;
 mod connect;
 mod facts;
@@ -12,6 +13,10 @@ mod sql;
 mod transactional;
 
 pub use classify::{classify_error, classify_server, codes, Classifier};
+pub use cluster::{
+    ClusterBuilder, ClusterConn, ClusterError, ClusterManager, DownReason, NodeState, NodeStatus,
+    Reading, Routing,
+};
 pub use conn::{MySqlConn, TrackedStatement};
 pub use connect::DEFAULT_TCP_KEEPALIVE;
 pub use manager::MySqlManager;
