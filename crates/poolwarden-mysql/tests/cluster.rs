@@ -80,6 +80,8 @@ fn state(pool: &ClusterPool, node: usize) -> NodeState {
 struct Write {
     key: u64,
     started: Instant,
+    /// When the checkout handed the connection out.
+    got: Option<Instant>,
     finished: Instant,
     node: Option<usize>,
     error: Option<(String, ErrorClass)>,
@@ -94,7 +96,9 @@ struct Load {
 }
 
 impl Load {
-    fn start(pool: &ClusterPool, tasks: u64) -> Load {
+    /// `tasks` writers; each write bounded by `deadline` (a frozen node
+    /// answers nothing).
+    fn start(pool: &ClusterPool, tasks: u64, deadline: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(AtomicU64::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -113,6 +117,7 @@ impl Load {
                         let mut w = Write {
                             key,
                             started,
+                            got: None,
                             finished: started,
                             node: None,
                             error: None,
@@ -120,9 +125,10 @@ impl Load {
                         match pool.get().await {
                             Err(e) => w.error = Some((format!("checkout: {e}"), ErrorClass::Keep)),
                             Ok(mut conn) => {
+                                w.got = Some(Instant::now());
                                 w.node = Some(conn.node());
                                 let r = tokio::time::timeout(
-                                    Duration::from_secs(10),
+                                    deadline,
                                     conn.exec_drop(
                                         "INSERT INTO w (k, task) VALUES (?, ?)",
                                         (key, task),
@@ -199,7 +205,7 @@ async fn killing_the_writer_under_load_loses_no_acknowledged_write() {
         .build();
     let pool = pool(manager);
 
-    let load = Load::start(&pool, 32);
+    let load = Load::start(&pool, 32, Duration::from_secs(10));
     load.wait_acked(500).await;
     assert_eq!(state(&pool, 0), NodeState::Up);
     assert!(pool.manager().nodes()[0].writer);
@@ -356,4 +362,163 @@ async fn nodes_that_answer_but_are_non_primary_or_desynced_never_get_a_connectio
     }
     let used: HashSet<usize> = held.iter().map(|c| c.node()).collect();
     assert!(used.contains(&1) && used.contains(&2), "{used:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_frozen_writer_is_left_alone_until_it_is_synced_again() {
+    let _serial = serial().await;
+    let mut cluster = start_cluster();
+    cluster
+        .admin(
+            0,
+            "CREATE TABLE test.w (k BIGINT UNSIGNED PRIMARY KEY, task INT NOT NULL)",
+        )
+        .unwrap();
+    let manager = ClusterManager::builder_from_url(&url(&cluster))
+        .unwrap()
+        .routing(Routing::SingleWriter {
+            failback_after: Duration::from_secs(1),
+        })
+        .check_interval(Duration::from_millis(200))
+        .check_timeout(Duration::from_secs(1))
+        .readmit_after(Duration::from_secs(1))
+        .build();
+    let pool = pool(manager);
+    let load = Load::start(&pool, 8, Duration::from_secs(3));
+    load.wait_acked(200).await;
+
+    let paused = Instant::now();
+    tokio::task::block_in_place(|| cluster.pause(0)).unwrap();
+    wait_until("the frozen writer to be marked down", WAIT, || {
+        state(&pool, 0) == NodeState::Down(DownReason::Unreachable)
+    })
+    .await;
+    let down = Instant::now();
+    let before = load.acked.load(SeqCst);
+    load.wait_acked(before + 300).await;
+
+    // Resumed, it first reports its old view as Synced, then rejoins.
+    let mut stale_seen = false;
+    tokio::task::block_in_place(|| cluster.resume(0)).unwrap();
+    let resumed = Instant::now();
+    // The last moment it was seen not usable: nothing may reach it before.
+    let mut not_up = resumed;
+    wait_until("the resumed node to be used again", WAIT, || {
+        let n = pool.manager().nodes();
+        stale_seen |= n[0].state == NodeState::Down(DownReason::StaleView);
+        if n[0].state == NodeState::Up {
+            return true;
+        }
+        not_up = Instant::now();
+        false
+    })
+    .await;
+    let up = Instant::now();
+    // At the moment it is admitted, it really is Synced in the current view.
+    let (s0, s1) =
+        tokio::task::block_in_place(|| (cluster.status(0).unwrap(), cluster.status(1).unwrap()));
+    assert!(
+        s0.is_synced() && s0.conf_id == s1.conf_id,
+        "admitted while {s0:?} (node 1: {s1:?})"
+    );
+    // Fail back after failback_after.
+    wait_until("the writer to move back", WAIT, || {
+        pool.manager().nodes()[0].writer
+    })
+    .await;
+    let before = load.acked.load(SeqCst);
+    load.wait_acked(before + 200).await;
+    let writes = load.finish().await;
+
+    for w in &writes {
+        if w.got.is_some_and(|got| got > down && got < not_up) {
+            assert_ne!(w.node, Some(0), "a checkout routed to the frozen node");
+        }
+        if let Some((text, _)) = &w.error {
+            assert_eq!(w.node, Some(0), "an error on a survivor: {text}");
+            assert!(
+                w.started < down,
+                "an error for a checkout after the node was marked down: {text}"
+            );
+        }
+    }
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.started > up && w.error.is_none() && w.node == Some(0)),
+        "the returned node was not used again"
+    );
+    let errors = writes.iter().filter(|w| w.error.is_some()).count();
+    println!(
+        "frozen writer: marked down {} ms after SIGSTOP; {errors} errors (commands in flight on it); \
+         after SIGCONT used again {} ms later (stale Synced seen and refused: {stale_seen})",
+        ms(paused, down),
+        ms(resumed, not_up),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_whole_cluster_restart_the_pool_serves_once_a_node_is_primary() {
+    let _serial = serial().await;
+    let mut cluster = start_cluster();
+    let manager = ClusterManager::builder_from_url(&url(&cluster))
+        .unwrap()
+        .check_interval(Duration::from_millis(200))
+        .build();
+    let pool = pool(manager);
+    drop(pool.get().await.unwrap());
+    tokio::task::block_in_place(|| {
+        for i in [2, 1, 0] {
+            cluster.stop(i).unwrap();
+        }
+    });
+    wait_until("every node down", WAIT, || {
+        pool.manager()
+            .nodes()
+            .iter()
+            .all(|n| matches!(n.state, NodeState::Down(_)))
+    })
+    .await;
+    // While nothing runs, a checkout fails with an error naming each node.
+    let e = pool.get().await.unwrap_err();
+    let e = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ");
+    assert!(e.contains("no usable cluster node"), "{e}");
+    assert!(!e.contains(MariaDb::PW_PASSWORD), "{e}");
+
+    // Checkouts keep trying while the first node comes back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let first_ok = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            for _ in 0..10_000 {
+                if stop.load(SeqCst) {
+                    return None;
+                }
+                if let Ok(mut c) = pool.get().await {
+                    if c.query_drop("SELECT 1").await.is_ok() {
+                        return Some(Instant::now());
+                    }
+                }
+            }
+            None
+        })
+    };
+    let bootstrapped = tokio::task::block_in_place(|| {
+        cluster.bootstrap(0).unwrap();
+        Instant::now()
+    });
+    let served = tokio::time::timeout(WAIT, first_ok).await.unwrap().unwrap();
+    stop.store(true, SeqCst);
+    let served = served.expect("the pool never served again");
+    tokio::task::block_in_place(|| {
+        cluster.start_node(1).unwrap();
+        cluster.start_node(2).unwrap();
+    });
+    println!(
+        "whole-cluster restart: first success {} ms after the testkit saw node 0 Primary and Synced",
+        ms(bootstrapped, served)
+    );
 }

@@ -41,11 +41,6 @@ fn three_nodes_replicate_survive_a_kill_and_a_pause_and_clean_up() {
         cluster.admin(1, "SELECT COUNT(*) FROM test.t").unwrap(),
         [["2"]]
     );
-    let log = std::fs::read_to_string(cluster.log_path(1)).unwrap();
-    assert!(
-        !log.contains("State transfer required: \n") || log.contains("IST"),
-        "the restarted node should rejoin by IST"
-    );
 
     // A frozen node drops out of the primary component; resumed, it comes back.
     cluster.pause(2).unwrap();

@@ -336,11 +336,16 @@ impl ClusterManager {
         if let Some(e) = last {
             text.push_str(&format!("; last connect error: {e}"));
         }
-        mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
-            std::io::ErrorKind::NotConnected,
-            text,
-        )))
+        not_connected(text)
     }
+}
+
+/// The manager's own "no connection" error, as the driver's error type.
+fn not_connected(text: String) -> mysql_async::Error {
+    mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        text,
+    )))
 }
 
 /// How one connect attempt on a node ended.
@@ -409,8 +414,17 @@ impl Manager for ClusterManager {
         }
     }
 
-    /// `COM_PING` on the connection's node.
+    /// Fails at once when the node's connections were retired (the pool
+    /// validates instead of probing a connection idle past the bypass
+    /// window, so this is where those are caught); otherwise `COM_PING` on
+    /// the connection's node.
     async fn validate(&self, conn: &mut ClusterConn) -> Result<(), mysql_async::Error> {
+        if conn.is_retired() {
+            return Err(not_connected(format!(
+                "the connections of cluster node {} were retired",
+                conn.address()
+            )));
+        }
         let node = &self.shared.nodes.nodes[conn.node].manager;
         node.validate(&mut conn.conn).await
     }

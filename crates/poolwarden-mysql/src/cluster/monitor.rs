@@ -42,7 +42,9 @@ async fn watch(shared: Weak<Shared>, kick: Arc<Notify>, opts: Opts, i: usize) {
         let Some(s) = shared.upgrade() else {
             return;
         };
-        s.nodes.observe(i, result, Instant::now());
+        let now = Instant::now();
+        s.nodes.observe(i, result, now);
+        s.nodes.rebalance(now);
         drop(s);
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -118,6 +118,12 @@ struct Table {
     writer: Option<usize>,
 }
 
+/// New connections may go to node `i` (an unchecked node is checked on the
+/// new connection).
+fn usable(t: &Table, i: usize) -> bool {
+    matches!(t.health[i].state, NodeState::Up | NodeState::Unknown)
+}
+
 /// Every node's state.
 pub(crate) struct Nodes {
     pub(crate) nodes: Vec<Node>,
@@ -275,42 +281,9 @@ impl Nodes {
     /// (fail over, fail back) and retires the old writer's connections.
     pub(crate) fn pick(&self, now: Instant) -> Option<usize> {
         let mut t = self.table.lock();
-        let usable =
-            |t: &Table, i: usize| matches!(t.health[i].state, NodeState::Up | NodeState::Unknown);
         let n = self.nodes.len();
         match self.rules.routing {
-            Routing::SingleWriter { failback_after } => {
-                let current = t.writer.filter(|&w| usable(&t, w));
-                let next = match current {
-                    None => (0..n).find(|&i| usable(&t, i)),
-                    Some(w) => (0..w)
-                        .find(|&i| {
-                            t.health[i].state == NodeState::Up
-                                && t.health[i].up_since.is_some_and(|s| {
-                                    now.saturating_duration_since(s) >= failback_after
-                                })
-                        })
-                        .or(Some(w)),
-                };
-                if next != t.writer {
-                    if let Some(old) = t.writer.filter(|&w| usable(&t, w)) {
-                        // Fail back: drain the interim writer.
-                        self.retire(old);
-                    }
-                    tracing::info!(
-                        from = t
-                            .writer
-                            .map(|w| self.nodes[w].address.as_str())
-                            .unwrap_or("none"),
-                        to = next
-                            .map(|w| self.nodes[w].address.as_str())
-                            .unwrap_or("none"),
-                        "cluster writer moves"
-                    );
-                    t.writer = next;
-                }
-                next
-            }
+            Routing::SingleWriter { failback_after } => self.elect(&mut t, failback_after, now),
             Routing::Any => (0..n)
                 .filter(|&i| usable(&t, i))
                 .min_by_key(|&i| self.nodes[i].open.load(Ordering::Relaxed)),
@@ -321,6 +294,56 @@ impl Nodes {
                     .min_by_key(|&i| (!replica(i), self.nodes[i].open.load(Ordering::Relaxed)))
             }
         }
+    }
+
+    /// After a reading: under [`Routing::SingleWriter`], fail back to an
+    /// earlier node that has been up for `failback_after`, retiring the
+    /// interim writer's connections (so the pool reconnects to the new
+    /// writer without waiting for a connect to ask).
+    pub(crate) fn rebalance(&self, now: Instant) {
+        if let Routing::SingleWriter { failback_after } = self.rules.routing {
+            let mut t = self.table.lock();
+            if t.writer.is_some() {
+                self.elect(&mut t, failback_after, now);
+            }
+        }
+    }
+
+    /// The single writer: the current one while usable, else the first
+    /// usable node; an earlier node once it has been up for
+    /// `failback_after`. Owns every writer change.
+    fn elect(&self, t: &mut Table, failback_after: Duration, now: Instant) -> Option<usize> {
+        let n = self.nodes.len();
+        let current = t.writer.filter(|&w| usable(t, w));
+        let next = match current {
+            None => (0..n).find(|&i| usable(t, i)),
+            Some(w) => (0..w)
+                .find(|&i| {
+                    t.health[i].state == NodeState::Up
+                        && t.health[i]
+                            .up_since
+                            .is_some_and(|s| now.saturating_duration_since(s) >= failback_after)
+                })
+                .or(Some(w)),
+        };
+        if next != t.writer {
+            if let Some(old) = current {
+                // Fail back: drain the interim writer.
+                self.retire(old);
+            }
+            tracing::info!(
+                from = t
+                    .writer
+                    .map(|w| self.nodes[w].address.as_str())
+                    .unwrap_or("none"),
+                to = next
+                    .map(|w| self.nodes[w].address.as_str())
+                    .unwrap_or("none"),
+                "cluster writer moves"
+            );
+            t.writer = next;
+        }
+        next
     }
 
     fn accept(&self) -> Accept {
