@@ -53,7 +53,7 @@ fn url(cluster: &Galera) -> String {
     cluster.multi_host_url(MariaDb::PW_USER, MariaDb::PW_PASSWORD, "test")
 }
 
-fn pool(manager: ClusterManager) -> ClusterPool {
+fn pool_of(manager: ClusterManager) -> ClusterPool {
     Pool::builder(manager)
         .max_size(10)
         .checkout_timeout(Duration::from_secs(10))
@@ -203,7 +203,7 @@ async fn killing_the_writer_under_load_loses_no_acknowledged_write() {
         })
         .check_interval(Duration::from_millis(200))
         .build();
-    let pool = pool(manager);
+    let pool = pool_of(manager);
 
     let load = Load::start(&pool, 32, Duration::from_secs(10));
     load.wait_acked(500).await;
@@ -300,37 +300,59 @@ async fn killing_the_writer_under_load_loses_no_acknowledged_write() {
 async fn nodes_that_answer_but_are_non_primary_or_desynced_never_get_a_connection() {
     let _serial = serial().await;
     let mut cluster = start_cluster();
-    // Node 1 desynced (state 2, Donor/Desynced), node 2 cut off from the
-    // others (non-Primary), both still answering queries.
-    cluster.admin(1, "SET GLOBAL wsrep_desync = ON").unwrap();
+    // Node 2 cut off from the others (non-Primary), then, once nodes 0 and
+    // 1 have formed their own view (a view change resyncs a desynced
+    // node), node 1 desynced (state 2, Donor/Desynced); both still answer.
     cluster
         .admin(2, "SET GLOBAL wsrep_provider_options = 'gmcast.isolate=1'")
         .unwrap();
     tokio::task::block_in_place(|| {
         let started = Instant::now();
         loop {
-            let (s1, s2) = (cluster.status(1).unwrap(), cluster.status(2).unwrap());
-            if s1.local_state == 2 && s2.cluster_status != "Primary" {
+            let (s0, s1, s2) = (
+                cluster.status(0).unwrap(),
+                cluster.status(1).unwrap(),
+                cluster.status(2).unwrap(),
+            );
+            if s2.cluster_status != "Primary"
+                && s0.cluster_size == 2
+                && s1.cluster_size == 2
+                && s0.conf_id == s1.conf_id
+                && s0.is_synced()
+                && s1.is_synced()
+            {
                 break;
             }
             assert!(
                 started.elapsed() < WAIT,
-                "states not reached: {s1:?} {s2:?}"
+                "states not reached: {s0:?} {s1:?} {s2:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     });
+    cluster.admin(1, "SET GLOBAL wsrep_desync = ON").unwrap();
+    assert_eq!(cluster.status(1).unwrap().local_state, 2);
     let manager = ClusterManager::builder_from_url(&url(&cluster))
         .unwrap()
         .routing(Routing::Any)
         .build();
-    let pool = pool(manager);
+    let pool = pool_of(manager);
     let mut held = Vec::new();
     for _ in 0..10 {
         let mut conn = pool.get().await.unwrap();
         let n: Option<u32> = conn.query_first("SELECT 1").await.unwrap();
         assert_eq!(n, Some(1));
-        assert_eq!(conn.node(), 0, "routed to {}", conn.address());
+        if conn.node() != 0 {
+            let s: Vec<(String, String)> = conn
+                .query("SHOW GLOBAL STATUS LIKE 'wsrep_local_state%'")
+                .await
+                .unwrap();
+            panic!(
+                "routed to {}, which says {s:?}; the manager's view: {:#?}",
+                conn.address(),
+                pool.manager().nodes()
+            );
+        }
         held.push(conn);
     }
     drop(held);
@@ -362,6 +384,34 @@ async fn nodes_that_answer_but_are_non_primary_or_desynced_never_get_a_connectio
     }
     let used: HashSet<usize> = held.iter().map(|c| c.node()).collect();
     assert!(used.contains(&1) && used.contains(&2), "{used:?}");
+    drop(held);
+
+    // A read-only node: reads prefer it, writers leave it alone.
+    cluster.admin(2, "SET GLOBAL read_only = ON").unwrap();
+    let reads = pool_of(
+        ClusterManager::builder_from_url(&url(&cluster))
+            .unwrap()
+            .routing(Routing::Replicas)
+            .build(),
+    );
+    let writes = pool_of(
+        ClusterManager::builder_from_url(&url(&cluster))
+            .unwrap()
+            .routing(Routing::Any)
+            .build(),
+    );
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let r = reads.get().await.unwrap();
+        assert_eq!(r.node(), 2, "a read routed to {}", r.address());
+        let w = writes.get().await.unwrap();
+        assert_ne!(w.node(), 2, "a write routed to the read-only node");
+        held.push((r, w));
+    }
+    assert_eq!(
+        writes.manager().nodes()[2].state,
+        NodeState::Down(DownReason::ReadOnly)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -383,8 +433,8 @@ async fn a_frozen_writer_is_left_alone_until_it_is_synced_again() {
         .check_timeout(Duration::from_secs(1))
         .readmit_after(Duration::from_secs(1))
         .build();
-    let pool = pool(manager);
-    let load = Load::start(&pool, 8, Duration::from_secs(3));
+    let pool = pool_of(manager);
+    let load = Load::start(&pool, 8, Duration::from_secs(6));
     load.wait_acked(200).await;
 
     let paused = Instant::now();
@@ -465,7 +515,7 @@ async fn after_a_whole_cluster_restart_the_pool_serves_once_a_node_is_primary() 
         .unwrap()
         .check_interval(Duration::from_millis(200))
         .build();
-    let pool = pool(manager);
+    let pool = pool_of(manager);
     drop(pool.get().await.unwrap());
     tokio::task::block_in_place(|| {
         for i in [2, 1, 0] {

@@ -1,7 +1,7 @@
 //! [`ClusterManager`]: the [`Manager`] over several nodes, and its builder.
 
 use std::fmt;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -67,7 +67,9 @@ pub(crate) struct Shared {
     pub(crate) settings: Settings,
     /// Wakes the health checks (an error on a pooled connection).
     pub(crate) kick: Arc<Notify>,
-    monitor: Once,
+    /// The health-check tasks, started by the first connect and again by a
+    /// connect that finds them gone (their runtime was shut down).
+    monitor: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Builds a [`ClusterManager`].
@@ -236,7 +238,7 @@ impl ClusterBuilder {
                 nodes: Nodes::new(nodes, rules),
                 settings: self.settings,
                 kick: Arc::new(Notify::new()),
-                monitor: Once::new(),
+                monitor: parking_lot::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -301,9 +303,11 @@ impl ClusterManager {
     }
 
     fn start_monitor(&self) {
-        self.shared
-            .monitor
-            .call_once(|| monitor::spawn(&self.shared));
+        let mut tasks = self.shared.monitor.lock();
+        if tasks.is_empty() || tasks.iter().any(|t| t.is_finished()) {
+            tasks.iter().for_each(|t| t.abort());
+            *tasks = monitor::spawn(&self.shared);
+        }
     }
 
     /// Open a connection on node `i` and read its health on it.
@@ -321,6 +325,7 @@ impl ClusterManager {
         let mut conn = node.manager.connect().await.map_err(failed)?;
         let reading = reading::read(&mut conn.inner).await.map_err(failed)?;
         match nodes.admit_new(i, seen, &reading, Instant::now()) {
+            Ok(()) if nodes.prefer_replica(&reading) => Err(Attempt::Unfit),
             Ok(()) => Ok(ClusterConn::new(conn, i, seen, Arc::clone(&self.shared))),
             Err(_) => Err(Attempt::Unfit),
         }

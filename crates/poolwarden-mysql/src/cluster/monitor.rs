@@ -11,18 +11,21 @@ use std::time::{Duration, Instant};
 
 use mysql_async::{Conn, Opts};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use super::manager::Shared;
 use super::reading::{self, Reading};
 
 /// Start one task per node on the current runtime.
-pub(crate) fn spawn(shared: &Arc<Shared>) {
-    for i in 0..shared.nodes.nodes.len() {
-        let weak = Arc::downgrade(shared);
-        let kick = Arc::clone(&shared.kick);
-        let opts = shared.nodes.nodes[i].manager.opts().clone();
-        tokio::spawn(watch(weak, kick, opts, i));
-    }
+pub(crate) fn spawn(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
+    (0..shared.nodes.nodes.len())
+        .map(|i| {
+            let weak = Arc::downgrade(shared);
+            let kick = Arc::clone(&shared.kick);
+            let opts = shared.nodes.nodes[i].manager.opts().clone();
+            tokio::spawn(watch(weak, kick, opts, i))
+        })
+        .collect()
 }
 
 async fn watch(shared: Weak<Shared>, kick: Arc<Notify>, opts: Opts, i: usize) {

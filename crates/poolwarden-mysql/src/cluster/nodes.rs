@@ -288,10 +288,16 @@ impl Nodes {
                 .filter(|&i| usable(&t, i))
                 .min_by_key(|&i| self.nodes[i].open.load(Ordering::Relaxed)),
             Routing::Replicas => {
-                let replica = |i: usize| t.health[i].reading.as_ref().is_some_and(|r| r.read_only);
+                // Known replicas first, then unchecked nodes (they may be
+                // replicas), then writable nodes.
+                let rank = |i: usize| match (&t.health[i].state, &t.health[i].reading) {
+                    (NodeState::Up, Some(r)) if r.read_only => 0,
+                    (NodeState::Unknown, _) => 1,
+                    _ => 2,
+                };
                 (0..n)
                     .filter(|&i| usable(&t, i))
-                    .min_by_key(|&i| (!replica(i), self.nodes[i].open.load(Ordering::Relaxed)))
+                    .min_by_key(|&i| (rank(i), self.nodes[i].open.load(Ordering::Relaxed)))
             }
         }
     }
@@ -344,6 +350,21 @@ impl Nodes {
             t.writer = next;
         }
         next
+    }
+
+    /// Under [`Routing::Replicas`], a new connection to a writable node
+    /// while another node is a usable replica or still unchecked (it may
+    /// be one): the connect tries that node instead.
+    pub(crate) fn prefer_replica(&self, reading: &Reading) -> bool {
+        if self.rules.routing != Routing::Replicas || reading.read_only {
+            return false;
+        }
+        let t = self.table.lock();
+        t.health.iter().any(|h| match (&h.state, &h.reading) {
+            (NodeState::Unknown, _) => true,
+            (NodeState::Up, Some(r)) => r.read_only,
+            _ => false,
+        })
     }
 
     fn accept(&self) -> Accept {
