@@ -2,6 +2,7 @@
 
 mod context;
 mod db;
+mod deadline;
 mod debug;
 mod home;
 #[cfg(feature = "metrics")]
@@ -14,6 +15,7 @@ mod tx_rejection;
 
 pub use context::RequestContext;
 pub use db::Db;
+pub use deadline::{DeadlineLayer, DeadlineService, RequestDeadline, DEADLINE_EXCEEDED};
 pub use debug::{debug_router, pool_debug_handler, PoolSnapshot, DEBUG_POOL_PATH};
 #[cfg(feature = "metrics")]
 pub use metrics::{install_prometheus, metrics_handler, metrics_router, METRICS_PATH};

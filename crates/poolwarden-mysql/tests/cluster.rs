@@ -182,6 +182,14 @@ impl Load {
     }
 }
 
+/// An error the cluster itself returns to a command in flight on a healthy
+/// node while its membership changes (a node leaving or rejoining): 1180 or
+/// 1047 "not connected to Primary Component". Not a routing error; the
+/// command's outcome is unknown.
+fn membership_change(text: &str, class: ErrorClass) -> bool {
+    class == ErrorClass::Keep && text.contains("Primary Component")
+}
+
 fn ms(origin: Instant, t: Instant) -> i128 {
     t.duration_since(origin).as_millis() as i128 - origin.duration_since(t).as_millis() as i128
 }
@@ -484,7 +492,10 @@ async fn a_frozen_writer_is_left_alone_until_it_is_synced_again() {
         if w.got.is_some_and(|got| got > down && got < not_up) {
             assert_ne!(w.node, Some(0), "a checkout routed to the frozen node");
         }
-        if let Some((text, _)) = &w.error {
+        if let Some((text, class)) = &w.error {
+            if w.node != Some(0) && membership_change(text, *class) {
+                continue;
+            }
             assert_eq!(w.node, Some(0), "an error on a survivor: {text}");
             assert!(
                 w.started < down,
@@ -492,6 +503,10 @@ async fn a_frozen_writer_is_left_alone_until_it_is_synced_again() {
             );
         }
     }
+    let membership = writes
+        .iter()
+        .filter(|w| w.node != Some(0) && w.error.is_some())
+        .count();
     assert!(
         writes
             .iter()
@@ -500,7 +515,8 @@ async fn a_frozen_writer_is_left_alone_until_it_is_synced_again() {
     );
     let errors = writes.iter().filter(|w| w.error.is_some()).count();
     println!(
-        "frozen writer: marked down {} ms after SIGSTOP; {errors} errors (commands in flight on it); \
+        "frozen writer: marked down {} ms after SIGSTOP; {errors} errors ({membership} on the writer \
+         while the cluster's membership changed, the rest in flight on the frozen node); \
          after SIGCONT used again {} ms later (stale Synced seen and refused: {stale_seen})",
         ms(paused, down),
         ms(resumed, not_up),

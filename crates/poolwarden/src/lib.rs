@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod builder;
+mod call;
 mod checkout;
 mod clock;
 mod config;
@@ -8,6 +9,7 @@ mod connect;
 mod error;
 mod guard;
 mod health;
+mod inventory;
 mod leaks;
 mod lifecycle;
 mod maintain;
@@ -25,10 +27,10 @@ mod tests;
 pub use builder::{Builder, StartError};
 pub use config::{IdleOrder, PoolConfig, WhenUnavailable};
 pub use connect::ConnectTimeout;
-pub use error::{BuildError, PoolError, SharedError, TimeoutError};
+pub use error::{BuildError, CallTimeout, ManagerPanic, PoolError, SharedError, TimeoutError};
 pub use guard::PooledConnection;
 pub use manager::{ConnectionFacts, ErrorClass, Manager, Probe};
-pub use observe::{Event, InvalidationCause, Observer};
+pub use observe::{Event, InvalidationCause, ManagerCall, Observer};
 pub use pool::Pool;
 pub use status::{CheckoutInfo, CloseReason, ClosedCounts, PoolStatus};
 pub use transactional::Transactional;

@@ -422,7 +422,9 @@ impl Manager for ClusterManager {
     /// Fails at once when the node's connections were retired (the pool
     /// validates instead of probing a connection idle past the bypass
     /// window, so this is where those are caught); otherwise `COM_PING` on
-    /// the connection's node.
+    /// the connection's node, bounded by `check_timeout` (keep the pool's
+    /// `validation_timeout` above it: a ping the pool times out makes it
+    /// treat the whole pool as a black hole).
     async fn validate(&self, conn: &mut ClusterConn) -> Result<(), mysql_async::Error> {
         if conn.is_retired() {
             return Err(not_connected(format!(
@@ -431,7 +433,19 @@ impl Manager for ClusterManager {
             )));
         }
         let node = &self.shared.nodes.nodes[conn.node].manager;
-        node.validate(&mut conn.conn).await
+        let bound = self.shared.settings.check_timeout;
+        match tokio::time::timeout(bound, node.validate(&mut conn.conn)).await {
+            Ok(result) => result,
+            // Ours, not the pool's timeout: the pool would call a silent
+            // node a black hole for the whole pool (every node).
+            Err(_) => {
+                self.check_now();
+                Err(not_connected(format!(
+                    "cluster node {} did not answer a ping within {bound:?}",
+                    conn.address()
+                )))
+            }
+        }
     }
 
     /// `Closed` when the node's connections were retired; otherwise the
@@ -469,15 +483,17 @@ impl Manager for ClusterManager {
         node.reset(&mut conn.conn).await
     }
 
-    /// The node manager's classification, except that a disconnect (and a
-    /// Galera node's "not ready", 1047) is [`ErrorClass::Broken`]: only
-    /// this connection is discarded, and the health checks run at once to
-    /// find out whether its node is down (then the node's connections are
-    /// retired).
+    /// The node manager's classification, except that a disconnect, an
+    /// unresponsive server (a command deadline passed) and a Galera node's
+    /// "not ready" (1047) are [`ErrorClass::Broken`]: only this connection
+    /// is discarded, and the health checks run at once to find out whether
+    /// its node is down (then the node's connections are retired). The
+    /// pool's own reading of those classes would retire, or black-hole,
+    /// every node's connections.
     fn classify(&self, error: &mysql_async::Error) -> ErrorClass {
         let class = self.shared.nodes.nodes[0].manager.classify(error);
         let not_ready = matches!(error, mysql_async::Error::Server(e) if e.code == WSREP_NOT_READY);
-        if class == ErrorClass::Disconnect || not_ready {
+        if matches!(class, ErrorClass::Disconnect | ErrorClass::Unresponsive) || not_ready {
             self.check_now();
             return ErrorClass::Broken;
         }
@@ -486,6 +502,12 @@ impl Manager for ClusterManager {
 
     fn facts(&self, conn: &ClusterConn) -> ConnectionFacts {
         self.node(conn).facts(&conn.conn)
+    }
+
+    /// The node manager's (command deadlines).
+    fn on_hand_out(&self, conn: &mut ClusterConn, deadline: Option<tokio::time::Instant>) {
+        let node = &self.shared.nodes.nodes[conn.node].manager;
+        node.on_hand_out(&mut conn.conn, deadline);
     }
 }
 
