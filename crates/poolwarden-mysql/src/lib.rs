@@ -18,7 +18,7 @@ mod transactional;
 pub use classify::{classify_error, classify_server, codes, Classifier};
 pub use cluster::{
     ClusterBuilder, ClusterConn, ClusterError, ClusterManager, DownReason, NodeState, NodeStatus,
-    Reading, Routing,
+    Reading, Routing, METRIC_CLUSTER_NODE_CONNECTIONS, METRIC_CLUSTER_NODE_UP,
 };
 pub use conn::{MySqlConn, TrackedStatement};
 pub use connect::DEFAULT_TCP_KEEPALIVE;

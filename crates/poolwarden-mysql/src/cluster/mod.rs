@@ -38,6 +38,8 @@ mod url;
 
 pub use conn::ClusterConn;
 pub use manager::{ClusterBuilder, ClusterManager, Routing};
-pub use nodes::{DownReason, NodeState, NodeStatus};
+pub use nodes::{
+    DownReason, NodeState, NodeStatus, METRIC_CLUSTER_NODE_CONNECTIONS, METRIC_CLUSTER_NODE_UP,
+};
 pub use reading::Reading;
 pub use url::ClusterError;

@@ -48,6 +48,7 @@ async fn watch(shared: Weak<Shared>, kick: Arc<Notify>, opts: Opts, i: usize) {
         let now = Instant::now();
         s.nodes.observe(i, result, now);
         s.nodes.rebalance(now);
+        s.nodes.record(i);
         drop(s);
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -14,6 +14,13 @@ use super::manager::Routing;
 use super::reading::{Accept, Reading};
 use crate::manager::MySqlManager;
 
+/// Gauge (feature `metrics`): 1 while the pool uses the node (label `node`,
+/// its `host:port`), else 0. Updated by the node's health check.
+pub const METRIC_CLUSTER_NODE_UP: &str = "poolwarden_mysql_cluster_node_up";
+/// Gauge (feature `metrics`): the node's open connections (label `node`).
+/// Sampled by the node's health check.
+pub const METRIC_CLUSTER_NODE_CONNECTIONS: &str = "poolwarden_mysql_cluster_node_connections";
+
 /// Whether the pool uses a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -388,6 +395,25 @@ impl Nodes {
                 last_error: h.last_error.clone(),
             })
             .collect()
+    }
+
+    /// Node `i`'s gauges (see [`METRIC_CLUSTER_NODE_UP`]).
+    pub(crate) fn record(&self, i: usize) {
+        #[cfg(feature = "metrics")]
+        {
+            let node = &self.nodes[i];
+            let up = self.table.lock().health[i].state == NodeState::Up;
+            let label = node.address.clone();
+            metrics::gauge!(METRIC_CLUSTER_NODE_UP, "node" => label.clone()).set(if up {
+                1.0
+            } else {
+                0.0
+            });
+            metrics::gauge!(METRIC_CLUSTER_NODE_CONNECTIONS, "node" => label)
+                .set(node.open.load(Ordering::Relaxed) as f64);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = i;
     }
 
     /// One line per node, for the error a connect returns when no node is
