@@ -4,6 +4,7 @@ mod context;
 mod db;
 mod debug;
 mod home;
+mod log_limit;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod rejection;
@@ -15,6 +16,7 @@ mod tx_rejection;
 pub use context::RequestContext;
 pub use db::Db;
 pub use debug::{debug_router, pool_debug_handler, PoolSnapshot, DEBUG_POOL_PATH};
+pub use log_limit::{LogLimiter, LOG_INTERVAL};
 #[cfg(feature = "metrics")]
 pub use metrics::{install_prometheus, metrics_handler, metrics_router, METRICS_PATH};
 #[cfg(feature = "metrics")]

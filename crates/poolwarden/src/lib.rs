@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod builder;
+mod bulkhead;
 mod checkout;
 mod clock;
 mod config;
@@ -15,6 +16,7 @@ mod manager;
 mod observe;
 mod pool;
 mod recycle;
+pub mod redact;
 mod slots;
 mod status;
 mod transactional;
@@ -23,6 +25,7 @@ mod transactional;
 mod tests;
 
 pub use builder::{Builder, StartError};
+pub use bulkhead::{Bulkhead, BulkheadConnection, BulkheadError};
 pub use config::{IdleOrder, PoolConfig, WhenUnavailable};
 pub use connect::ConnectTimeout;
 pub use error::{BuildError, PoolError, SharedError, TimeoutError};

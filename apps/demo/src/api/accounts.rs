@@ -1,12 +1,14 @@
 //! `/accounts`: create, list (keyset pagination), get, update, delete.
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use poolwarden_axum::Db;
-use poolwarden_mysql::MySqlManager;
+use poolwarden_axum::{Db, Tx};
+use poolwarden_mysql::{MySqlConn, MySqlManager};
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::{is_duplicate, ApiError};
+use crate::api::idempotency;
 use crate::api::input::{self, Body, Id, Params};
 
 /// An account as the API shows it.
@@ -66,7 +68,7 @@ pub(crate) struct Listing<T> {
     pub(crate) next_after: Option<u64>,
 }
 
-pub(crate) async fn fetch(db: &mut Db<MySqlManager>, id: u64) -> Result<Account, ApiError> {
+pub(crate) async fn fetch(db: &mut MySqlConn, id: u64) -> Result<Account, ApiError> {
     let row: Option<Row> = db
         .exec_first(
             format!("SELECT {COLUMNS} FROM demo_accounts WHERE id = ?"),
@@ -76,14 +78,22 @@ pub(crate) async fn fetch(db: &mut Db<MySqlManager>, id: u64) -> Result<Account,
     row.map(Account::from).ok_or(ApiError::NotFound("account"))
 }
 
-/// `POST /accounts`
+/// `POST /accounts` (in a transaction; `Idempotency-Key` honoured)
 pub(crate) async fn create(
-    mut db: Db<MySqlManager>,
+    mut tx: Tx<MySqlManager>,
+    key: idempotency::Key,
     Body(new): Body<NewAccount>,
-) -> Result<(StatusCode, Json<Account>), ApiError> {
+) -> Result<Response, ApiError> {
     let name = input::text("name", &new.name, 100)?;
     let email = input::email(&new.email)?;
-    let res = db
+    let conn: &mut MySqlConn = &mut tx;
+    if let Some(k) = &key.0 {
+        let fingerprint = serde_json::json!(["POST /accounts", name, email]).to_string();
+        if let Some(replay) = idempotency::claim(conn, k, &fingerprint).await? {
+            return Ok(replay.into_response());
+        }
+    }
+    let res = conn
         .exec_drop(
             "INSERT INTO demo_accounts (name, email) VALUES (?, ?)",
             (&name, &email),
@@ -98,8 +108,13 @@ pub(crate) async fn create(
         }
         Err(e) => return Err(e.into()),
     }
-    let id = db.last_insert_id().unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(fetch(&mut db, id).await?)))
+    let id = conn.last_insert_id().unwrap_or_default();
+    let body = serde_json::to_value(fetch(conn, id).await?)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(k) = &key.0 {
+        idempotency::record(conn, k, StatusCode::CREATED, &body).await?;
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `GET /accounts?limit=&after=`

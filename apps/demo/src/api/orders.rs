@@ -1,13 +1,15 @@
 //! Orders of an account: create, list, get, update status, delete.
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use poolwarden_axum::Db;
-use poolwarden_mysql::MySqlManager;
+use poolwarden_axum::{Db, Tx};
+use poolwarden_mysql::{MySqlConn, MySqlManager};
 use serde::{Deserialize, Serialize};
 
 use crate::api::accounts::{self, paginate, Listing};
 use crate::api::error::ApiError;
+use crate::api::idempotency;
 use crate::api::input::{self, Body, Id, Params};
 
 /// The statuses an order can have.
@@ -72,7 +74,7 @@ fn status(value: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn fetch(db: &mut Db<MySqlManager>, id: u64) -> Result<Order, ApiError> {
+async fn fetch(db: &mut MySqlConn, id: u64) -> Result<Order, ApiError> {
     let row: Option<Row> = db
         .exec_first(
             format!("SELECT {COLUMNS} FROM demo_orders WHERE id = ?"),
@@ -82,12 +84,15 @@ async fn fetch(db: &mut Db<MySqlManager>, id: u64) -> Result<Order, ApiError> {
     row.map(Order::from).ok_or(ApiError::NotFound("order"))
 }
 
-/// `POST /accounts/{id}/orders`
+/// `POST /accounts/{id}/orders` (in a transaction; `Idempotency-Key`
+/// honoured). An account deleted meanwhile is a 404 (the foreign key's
+/// error, mapped in `error.rs`), never a 500.
 pub(crate) async fn create(
-    mut db: Db<MySqlManager>,
+    mut tx: Tx<MySqlManager>,
+    key: idempotency::Key,
     Id(account): Id,
     Body(new): Body<NewOrder>,
-) -> Result<(StatusCode, Json<Order>), ApiError> {
+) -> Result<Response, ApiError> {
     if new.amount_cents <= 0 {
         return Err(ApiError::Invalid(format!(
             "`amount_cents` must be a positive number of cents, got {}",
@@ -95,14 +100,32 @@ pub(crate) async fn create(
         )));
     }
     let status = status(new.status.as_deref().unwrap_or("new"))?;
-    accounts::fetch(&mut db, account).await?;
-    db.exec_drop(
+    let conn: &mut MySqlConn = &mut tx;
+    if let Some(k) = &key.0 {
+        let fingerprint = serde_json::json!([
+            "POST /accounts/{id}/orders",
+            account,
+            new.amount_cents,
+            status
+        ])
+        .to_string();
+        if let Some(replay) = idempotency::claim(conn, k, &fingerprint).await? {
+            return Ok(replay.into_response());
+        }
+    }
+    accounts::fetch(conn, account).await?;
+    conn.exec_drop(
         "INSERT INTO demo_orders (account_id, amount_cents, status) VALUES (?, ?, ?)",
         (account, new.amount_cents, status),
     )
     .await?;
-    let id = db.last_insert_id().unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(fetch(&mut db, id).await?)))
+    let id = conn.last_insert_id().unwrap_or_default();
+    let body = serde_json::to_value(fetch(conn, id).await?)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(k) = &key.0 {
+        idempotency::record(conn, k, StatusCode::CREATED, &body).await?;
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `GET /accounts/{id}/orders?limit=&after=`

@@ -1,0 +1,5 @@
+//! The demo's tests, against private MariaDB servers (never the machine's
+//! shared one).
+
+mod api;
+mod common;
