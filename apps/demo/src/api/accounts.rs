@@ -80,8 +80,8 @@ pub(crate) async fn fetch(db: &mut MySqlConn, id: u64) -> Result<Account, ApiErr
 
 /// `POST /accounts` (in a transaction; `Idempotency-Key` honoured)
 pub(crate) async fn create(
-    mut tx: Tx<MySqlManager>,
     key: idempotency::Key,
+    mut tx: Tx<MySqlManager>,
     Body(new): Body<NewAccount>,
 ) -> Result<Response, ApiError> {
     let name = input::text("name", &new.name, 100)?;
@@ -119,8 +119,8 @@ pub(crate) async fn create(
 
 /// `GET /accounts?limit=&after=`
 pub(crate) async fn list(
-    mut db: Db<MySqlManager>,
     Params(page): Params<Page>,
+    mut db: Db<MySqlManager>,
 ) -> Result<Json<Listing<Account>>, ApiError> {
     let limit = input::limit(page.limit)?;
     let rows: Vec<Row> = db
@@ -145,14 +145,14 @@ pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> u64)
 }
 
 /// `GET /accounts/{id}`
-pub(crate) async fn get(mut db: Db<MySqlManager>, Id(id): Id) -> Result<Json<Account>, ApiError> {
+pub(crate) async fn get(Id(id): Id, mut db: Db<MySqlManager>) -> Result<Json<Account>, ApiError> {
     Ok(Json(fetch(&mut db, id).await?))
 }
 
 /// `PATCH /accounts/{id}`
 pub(crate) async fn update(
-    mut db: Db<MySqlManager>,
     Id(id): Id,
+    mut db: Db<MySqlManager>,
     Body(patch): Body<AccountPatch>,
 ) -> Result<Json<Account>, ApiError> {
     if patch.name.is_none() && patch.email.is_none() {
@@ -185,7 +185,7 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /accounts/{id}` (its orders go with it).
-pub(crate) async fn delete(mut db: Db<MySqlManager>, Id(id): Id) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete(Id(id): Id, mut db: Db<MySqlManager>) -> Result<StatusCode, ApiError> {
     db.exec_drop("DELETE FROM demo_accounts WHERE id = ?", (id,))
         .await?;
     if db.affected_rows() == 0 {

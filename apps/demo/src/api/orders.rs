@@ -88,9 +88,9 @@ async fn fetch(db: &mut MySqlConn, id: u64) -> Result<Order, ApiError> {
 /// honoured). An account deleted meanwhile is a 404 (the foreign key's
 /// error, mapped in `error.rs`), never a 500.
 pub(crate) async fn create(
-    mut tx: Tx<MySqlManager>,
     key: idempotency::Key,
     Id(account): Id,
+    mut tx: Tx<MySqlManager>,
     Body(new): Body<NewOrder>,
 ) -> Result<Response, ApiError> {
     if new.amount_cents <= 0 {
@@ -130,9 +130,9 @@ pub(crate) async fn create(
 
 /// `GET /accounts/{id}/orders?limit=&after=`
 pub(crate) async fn list(
-    mut db: Db<MySqlManager>,
     Id(account): Id,
     Params(page): Params<Page>,
+    mut db: Db<MySqlManager>,
 ) -> Result<Json<Listing<Order>>, ApiError> {
     let limit = input::limit(page.limit)?;
     accounts::fetch(&mut db, account).await?;
@@ -152,14 +152,14 @@ pub(crate) async fn list(
 }
 
 /// `GET /orders/{id}`
-pub(crate) async fn get(mut db: Db<MySqlManager>, Id(id): Id) -> Result<Json<Order>, ApiError> {
+pub(crate) async fn get(Id(id): Id, mut db: Db<MySqlManager>) -> Result<Json<Order>, ApiError> {
     Ok(Json(fetch(&mut db, id).await?))
 }
 
 /// `PATCH /orders/{id}`
 pub(crate) async fn update(
-    mut db: Db<MySqlManager>,
     Id(id): Id,
+    mut db: Db<MySqlManager>,
     Body(patch): Body<OrderPatch>,
 ) -> Result<Json<Order>, ApiError> {
     let status = status(&patch.status)?;
@@ -173,7 +173,7 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /orders/{id}`
-pub(crate) async fn delete(mut db: Db<MySqlManager>, Id(id): Id) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete(Id(id): Id, mut db: Db<MySqlManager>) -> Result<StatusCode, ApiError> {
     db.exec_drop("DELETE FROM demo_orders WHERE id = ?", (id,))
         .await?;
     if db.affected_rows() == 0 {

@@ -3,3 +3,4 @@
 
 mod api;
 mod common;
+mod http_limits;
