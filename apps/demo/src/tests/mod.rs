@@ -4,3 +4,5 @@
 mod api;
 mod common;
 mod http_limits;
+mod starvation;
+mod writes;
