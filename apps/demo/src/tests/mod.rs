@@ -4,5 +4,7 @@
 mod api;
 mod common;
 mod http_limits;
+mod logs;
+mod restart;
 mod starvation;
 mod writes;
