@@ -175,8 +175,9 @@ pub(crate) const CAPACITY_WARN_PERCENT: u64 = 80;
 pub(crate) const ABORTED_WARN_PERCENT: f64 = 5.0;
 /// ...once there are at least this many.
 pub(crate) const ABORTED_WARN_MIN: u64 = 10;
-/// A holder is "near" the server's idle timeout from this fraction of it (F6).
-pub(crate) const NEAR_TIMEOUT_FRACTION: f64 = 2.0 / 3.0;
+/// A holder is "near" the server's idle timeout from this fraction of it
+/// (F6): the pool's own threshold for its louder leak report.
+pub(crate) const NEAR_TIMEOUT_FRACTION: f64 = poolwarden::rules::NEAR_SERVER_TIMEOUT;
 
 /// Every check of `poolwarden doctor URL`: the pool settings `cfg`, used by
 /// `processes` processes, against the server's `facts`. Worst first.
@@ -192,7 +193,7 @@ pub(crate) fn check_server(facts: &ServerFacts, cfg: &PoolConfig, processes: u32
     out.extend(max_used(facts));
     out.extend(aborted_clients(facts));
     out.extend(aborted_connects(facts));
-    out.push(validation(cfg, t, name));
+    out.push(validation(cfg, t, name, pool_learns_idle_timeout(facts)));
     out.push(leak_detection(cfg, t, name));
     out.push(checkout_timeout(cfg));
     out.extend(idle_in_transaction(facts, cfg));
@@ -203,41 +204,32 @@ pub(crate) fn check_server(facts: &ServerFacts, cfg: &PoolConfig, processes: u32
     out
 }
 
+/// Whether the pool learns the server's idle timeout at connect (then it
+/// retires idle connections before the server closes them):
+/// `MySqlManager` reads `wait_timeout` by default.
+pub(crate) fn pool_learns_idle_timeout(facts: &ServerFacts) -> bool {
+    !matches!(facts.flavor, Flavor::Postgres)
+}
+
 fn sort_worst_first(findings: &mut [Finding]) {
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 }
 
-/// Settings the pool's builder would reject.
+/// Settings the pool's builder would reject: its own rule
+/// ([`poolwarden::rules::check_config`]), its own words.
 pub(crate) fn config_sanity(cfg: &PoolConfig) -> Option<Finding> {
-    if cfg.max_size == 0 {
-        return Some(
-            Finding::new(
-                Severity::Error,
-                "config",
-                None,
-                "max_size is 0: the pool refuses to start",
-            )
-            .num("max_size", 0)
-            .fix("set max_size to 1 or more"),
-        );
-    }
-    if cfg.min_idle > cfg.max_size {
-        return Some(
-            Finding::new(
-                Severity::Error,
-                "config",
-                None,
-                format!(
-                    "min_idle {} is above max_size {}: the pool refuses to start",
-                    cfg.min_idle, cfg.max_size
-                ),
-            )
-            .num("min_idle", cfg.min_idle)
-            .num("max_size", cfg.max_size)
-            .fix("lower min_idle or raise max_size"),
-        );
-    }
-    None
+    let e = poolwarden::rules::check_config(cfg).err()?;
+    Some(
+        Finding::new(
+            Severity::Error,
+            "config",
+            None,
+            format!("the pool refuses to start: {e}"),
+        )
+        .num("max_size", cfg.max_size)
+        .num("min_idle", cfg.min_idle)
+        .fix("change the setting named above"),
+    )
 }
 
 /// F1: `idle_timeout` must be below the server's idle timeout `t`.
@@ -567,7 +559,14 @@ pub(crate) fn aborted_connects(facts: &ServerFacts) -> Option<Finding> {
 }
 
 /// F1/F3: checkout validation, against a short server timeout.
-pub(crate) fn validation(cfg: &PoolConfig, t: Option<Duration>, name: &str) -> Finding {
+/// `learns`: whether the pool learns `t` at connect
+/// ([`pool_learns_idle_timeout`]).
+pub(crate) fn validation(
+    cfg: &PoolConfig,
+    t: Option<Duration>,
+    name: &str,
+    learns: bool,
+) -> Finding {
     let check = "validation";
     if cfg.skip_validation {
         return match t {
@@ -598,7 +597,7 @@ pub(crate) fn validation(cfg: &PoolConfig, t: Option<Duration>, name: &str) -> F
         };
     }
     if let Some(t) = t {
-        if cfg.validation_bypass >= t {
+        if poolwarden::rules::idle_close_reaches_borrower(cfg, t, learns) {
             return Finding::new(
                 Severity::Warn,
                 check,
@@ -852,7 +851,8 @@ pub(crate) fn check_live(report: &LiveReport) -> Vec<Finding> {
         if f.severity > Severity::Ok {
             out.push(f);
         }
-        let f = validation(cfg, t, "server idle timeout");
+        // The timeout comes from the pool's own report: it knows it.
+        let f = validation(cfg, t, "server idle timeout", t.is_some());
         if f.severity > Severity::Ok {
             out.push(f);
         }
@@ -1143,6 +1143,10 @@ mod tests {
         assert_eq!(config_sanity(&c).unwrap().severity, Severity::Error);
         c.min_idle = 2;
         assert!(config_sanity(&c).is_none());
+        // Every rule of the pool's builder, not a restated subset.
+        c.max_connecting = 0;
+        let f = config_sanity(&c).unwrap();
+        assert!(f.message.contains("max_connecting"), "{}", f.message);
     }
 
     // ---- F1 idle timeout
@@ -1428,7 +1432,7 @@ mod tests {
 
     #[test]
     fn validation_on_is_ok() {
-        let f = validation(&cfg(), Some(d(60)), "wait_timeout");
+        let f = validation(&cfg(), Some(d(60)), "wait_timeout", true);
         assert_eq!(f.severity, Severity::Ok);
     }
 
@@ -1436,7 +1440,7 @@ mod tests {
     fn skip_validation_with_short_server_timeout_warns() {
         let mut c = cfg();
         c.skip_validation = true;
-        let f = validation(&c, Some(d(9 * MIN)), "wait_timeout");
+        let f = validation(&c, Some(d(9 * MIN)), "wait_timeout", true);
         assert_eq!(f.severity, Severity::Warn);
         assert_eq!(f.failure, Some("F1/F3"));
         assert_eq!(
@@ -1450,22 +1454,26 @@ mod tests {
         let mut c = cfg();
         c.skip_validation = true;
         assert_eq!(
-            validation(&c, Some(d(10 * MIN)), "wait_timeout").severity,
+            validation(&c, Some(d(10 * MIN)), "wait_timeout", true).severity,
             Severity::Info
         );
         assert_eq!(
-            validation(&c, None, "idle_session_timeout").severity,
+            validation(&c, None, "idle_session_timeout", false).severity,
             Severity::Info
         );
     }
 
     #[test]
-    fn bypass_window_longer_than_server_timeout_warns() {
+    fn bypass_window_longer_than_server_timeout_warns_only_if_the_pool_cannot_know_it() {
         let mut c = cfg();
         c.validation_bypass = d(120);
-        let f = validation(&c, Some(d(60)), "wait_timeout");
+        let f = validation(&c, Some(d(60)), "idle_session_timeout", false);
         assert_eq!(f.severity, Severity::Warn);
         assert_eq!(f.failure, Some("F1"));
+        // What the pool does: knowing wait_timeout, it retires connections
+        // idle past poolwarden::rules::server_limit, whatever the window.
+        let f = validation(&c, Some(d(60)), "wait_timeout", true);
+        assert_eq!(f.severity, Severity::Ok, "{}", f.message);
     }
 
     // ---- F6 leak detection

@@ -17,6 +17,7 @@ mod observe;
 mod pool;
 mod recycle;
 pub mod redact;
+pub mod rules;
 mod slots;
 mod status;
 mod transactional;
