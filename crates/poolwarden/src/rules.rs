@@ -48,8 +48,10 @@ mod tests {
 
     #[test]
     fn a_known_server_timeout_retires_connections_before_the_bypass_matters() {
-        let mut c = PoolConfig::default();
-        c.validation_bypass = Duration::from_secs(120);
+        let mut c = PoolConfig {
+            validation_bypass: Duration::from_secs(120),
+            ..PoolConfig::default()
+        };
         let t = Duration::from_secs(60);
         assert!(idle_close_reaches_borrower(&c, t, false));
         assert!(!idle_close_reaches_borrower(&c, t, true));
