@@ -31,6 +31,9 @@ pub(crate) enum Kind {
     PoolwardenValidateAlways,
     /// poolwarden with `WhenUnavailable::Wait`.
     PoolwardenWait,
+    /// poolwarden with `command_timeout(None)`: commands not bounded, to
+    /// measure what the command deadline costs.
+    PoolwardenNoDeadline,
     /// sqlx `MySqlPool` with defaults (`test_before_acquire` on).
     Sqlx,
     /// sqlx with `test_before_acquire(false)`.
@@ -55,6 +58,7 @@ impl Kind {
             Kind::Poolwarden => "poolwarden",
             Kind::PoolwardenValidateAlways => "poolwarden, validate every checkout",
             Kind::PoolwardenWait => "poolwarden, WhenUnavailable::Wait",
+            Kind::PoolwardenNoDeadline => "poolwarden, no command deadline",
             Kind::Sqlx => "sqlx",
             Kind::SqlxNoTest => "sqlx, test_before_acquire=false",
             Kind::MysqlAsync => "mysql_async Pool",
@@ -71,6 +75,7 @@ impl Kind {
             Kind::Poolwarden => "poolwarden",
             Kind::PoolwardenValidateAlways => "poolwarden (ping always)",
             Kind::PoolwardenWait => "poolwarden (Wait)",
+            Kind::PoolwardenNoDeadline => "poolwarden (no deadline)",
             Kind::Sqlx => "sqlx",
             Kind::SqlxNoTest => "sqlx (no test)",
             Kind::MysqlAsync => "mysql_async",
@@ -209,8 +214,14 @@ pub(crate) async fn build(
     let tcp = server.tcp_url();
     let opts = || Opts::from_url(&tcp).map_err(|e| e.to_string());
     Ok(match kind {
-        Kind::Poolwarden | Kind::PoolwardenValidateAlways | Kind::PoolwardenWait => {
-            let manager = MySqlManager::from_url(server.url()).map_err(|e| e.to_string())?;
+        Kind::Poolwarden
+        | Kind::PoolwardenValidateAlways
+        | Kind::PoolwardenWait
+        | Kind::PoolwardenNoDeadline => {
+            let mut manager = MySqlManager::from_url(server.url()).map_err(|e| e.to_string())?;
+            if kind == Kind::PoolwardenNoDeadline {
+                manager = manager.command_timeout(None);
+            }
             let mut b = poolwarden::Pool::builder(manager).max_size(size);
             if kind == Kind::PoolwardenValidateAlways {
                 b = b.validation_bypass(Duration::ZERO);

@@ -14,8 +14,9 @@ use crate::real::run::Ctx;
 use crate::real::server::{Counters, PerQuery};
 use crate::real::stats::{median, ms, Samples};
 
-const ROWS: [(Kind, usize); 10] = [
+const ROWS: [(Kind, usize); 11] = [
     (Kind::Poolwarden, 64),
+    (Kind::PoolwardenNoDeadline, 64),
     (Kind::PoolwardenValidateAlways, 64),
     (Kind::Sqlx, 64),
     (Kind::SqlxNoTest, 64),
@@ -29,7 +30,7 @@ const ROWS: [(Kind, usize); 10] = [
 
 /// Index of the limit row in [`ROWS`]: 10 tasks, each alone on its own
 /// dedicated connection (the raw capacity of 10 connections).
-const LIMIT_ROW: usize = 9;
+const LIMIT_ROW: usize = 10;
 
 #[derive(Default)]
 struct Acc {
@@ -222,7 +223,10 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<String, String> {
         bars.push(Bar {
             label: format!("{} ({tasks} tasks)", kind.name()),
             value: q,
-            ours: matches!(kind, Kind::Poolwarden | Kind::PoolwardenValidateAlways),
+            ours: matches!(
+                kind,
+                Kind::Poolwarden | Kind::PoolwardenValidateAlways | Kind::PoolwardenNoDeadline
+            ),
             limit: *kind == Kind::Dedicated,
         });
         if *kind == Kind::Poolwarden {

@@ -8,12 +8,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use axum::extract::{FromRequestParts, MatchedPath};
 use http::request::Parts;
 use http::Method;
 use poolwarden::{Manager, Pool, PoolError, PooledConnection};
 use tracing::Instrument;
 
+use crate::deadline::{self, RequestDeadline};
 use crate::request_id;
 
 /// The request a piece of work belongs to: its method, matched route and
@@ -61,6 +64,9 @@ use crate::request_id;
 pub struct RequestContext {
     request: Arc<RequestInfo>,
     task: Option<Arc<str>>,
+    /// The request's deadline ([`DeadlineLayer`](crate::DeadlineLayer));
+    /// not inherited by [`task`](RequestContext::task)s.
+    deadline: Option<RequestDeadline>,
 }
 
 struct RequestInfo {
@@ -86,6 +92,7 @@ impl RequestContext {
                 request_id: request_id.into(),
             }),
             task: None,
+            deadline: None,
         }
     }
 
@@ -97,8 +104,9 @@ impl RequestContext {
     /// `MethodRouter::layer`. A middleware wrapped *around* the router that
     /// calls this first caches the raw path instead.
     pub fn from_parts(parts: &mut Parts) -> Self {
+        let deadline = deadline::of_parts(parts);
         if let Some(ctx) = parts.extensions.get::<RequestContext>() {
-            return ctx.clone();
+            return ctx.clone().with_deadline(deadline);
         }
         let route = match parts.extensions.get::<MatchedPath>() {
             Some(m) => m.as_str().to_owned(),
@@ -110,7 +118,25 @@ impl RequestContext {
             request_id::from_headers(&parts.headers),
         );
         parts.extensions.insert(ctx.clone());
-        ctx
+        ctx.with_deadline(deadline)
+    }
+
+    fn with_deadline(mut self, deadline: Option<RequestDeadline>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The request's deadline, if it has one
+    /// ([`DeadlineLayer`](crate::DeadlineLayer)): checkouts through this
+    /// context end by it.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.as_ref().map(RequestDeadline::at)
+    }
+
+    /// Whether the request was cut at its deadline or is past it: a
+    /// connection it still holds is closed, never reused.
+    pub(crate) fn is_late(&self) -> bool {
+        self.deadline.as_ref().is_some_and(RequestDeadline::is_late)
     }
 
     /// The request's method.
@@ -158,16 +184,20 @@ impl RequestContext {
     }
 
     /// A context for work handed off the request path: same request, with a
-    /// task name (a later call replaces the name).
+    /// task name (a later call replaces the name). The work outlives the
+    /// request, so it does not inherit the request's deadline.
     pub fn task(&self, name: impl Into<Cow<'static, str>>) -> RequestContext {
         let name: Cow<'static, str> = name.into();
         RequestContext {
             request: Arc::clone(&self.request),
             task: Some(Arc::from(name.as_ref())),
+            deadline: None,
         }
     }
 
-    /// Check out a connection labelled with this context.
+    /// Check out a connection labelled with this context, waiting at most
+    /// the pool's `checkout_timeout` or until the request's
+    /// [`deadline`](RequestContext::deadline), whichever is earlier.
     ///
     /// The checkout's source location is **the caller of this method**
     /// (`#[track_caller]`), so leak reports point at the code that holds the
@@ -185,7 +215,16 @@ impl RequestContext {
         &self,
         pool: &'p Pool<M>,
     ) -> impl Future<Output = Result<PooledConnection<M>, PoolError>> + Send + 'p {
-        let checkout = pool.get();
+        // TODO(contract: Pool::get_until): `pool.get_until(deadline)` once
+        // core lands, so that the deadline also bounds the commands.
+        let timeout = match self.deadline() {
+            Some(deadline) => pool
+                .config()
+                .checkout_timeout
+                .min(deadline.saturating_duration_since(Instant::now())),
+            None => pool.config().checkout_timeout,
+        };
+        let checkout = pool.get_timeout(timeout);
         self.labelled(checkout)
     }
 
@@ -257,6 +296,7 @@ impl fmt::Debug for RequestContext {
             .field("route", &self.route())
             .field("request_id", &self.request_id())
             .field("task", &self.task_name())
+            .field("deadline", &self.deadline())
             .finish()
     }
 }

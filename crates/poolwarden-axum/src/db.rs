@@ -34,6 +34,11 @@ const LIVE: &str = "a Db holds its connection until into_inner";
 /// line in the reports checks out explicitly with
 /// [`RequestContext::get`] instead.
 ///
+/// # Deadline
+/// Under a [`DeadlineLayer`](crate::DeadlineLayer) the checkout waits at
+/// most until the request's deadline, and a `Db` still held when the
+/// deadline has passed is closed when dropped, never reused.
+///
 /// # Failure
 /// When no connection can be had within the pool's `checkout_timeout`, the
 /// request is rejected with a [`DbRejection`]: a 503 with a JSON body and no
@@ -101,8 +106,13 @@ impl<M: Manager> DerefMut for Db<M> {
 
 impl<M: Manager> Drop for Db<M> {
     fn drop(&mut self) {
-        if self.conn.is_some() {
+        if let Some(conn) = &mut self.conn {
             self.home.check("Db", || self.ctx.label());
+            if self.ctx.is_late() {
+                // Late: the server may be why; never hand it to another
+                // request.
+                conn.invalidate();
+            }
         }
     }
 }
@@ -127,15 +137,12 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, DbRejection> {
         let pool = Pool::<M>::from_ref(state);
         let ctx = RequestContext::from_parts(parts);
-        match pool.get().await {
-            Ok(mut conn) => {
-                conn.label(ctx.label());
-                Ok(Db {
-                    conn: Some(conn),
-                    ctx,
-                    home: Home::here(),
-                })
-            }
+        match ctx.get(&pool).await {
+            Ok(conn) => Ok(Db {
+                conn: Some(conn),
+                ctx,
+                home: Home::here(),
+            }),
             Err(error) => Err(DbRejection::logged(error, &ctx, &pool.config().name)),
         }
     }

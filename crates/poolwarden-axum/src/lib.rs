@@ -2,6 +2,7 @@
 
 mod context;
 mod db;
+mod deadline;
 mod debug;
 mod home;
 mod log_limit;
@@ -15,6 +16,7 @@ mod tx_rejection;
 
 pub use context::RequestContext;
 pub use db::Db;
+pub use deadline::{DeadlineLayer, DeadlineService, RequestDeadline, DEADLINE_EXCEEDED};
 pub use debug::{debug_router, pool_debug_handler, PoolSnapshot, DEBUG_POOL_PATH};
 pub use log_limit::{LogLimiter, LOG_INTERVAL};
 #[cfg(feature = "metrics")]

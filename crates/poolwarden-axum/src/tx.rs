@@ -163,16 +163,18 @@ impl<M: Transactional> Pending for Parked<M> {
 impl<M: Transactional> Drop for Parked<M> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            abandon(&self.pool, conn);
+            abandon(&self.pool, conn, &self.ctx);
         }
     }
 }
 
 /// Give back a connection whose transaction was never ended: the pool's
 /// reset rolls it back, or, when the manager's probe does not see the open
-/// transaction, the connection is closed.
-fn abandon<M: Transactional>(pool: &Pool<M>, mut conn: PooledConnection<M>) {
-    if pool.manager().probe(&mut *conn) == Probe::Clean {
+/// transaction or the request was cut at its deadline
+/// ([`DeadlineLayer`](crate::DeadlineLayer)), the connection is closed
+/// (which rolls the transaction back on the server).
+fn abandon<M: Transactional>(pool: &Pool<M>, mut conn: PooledConnection<M>, ctx: &RequestContext) {
+    if ctx.is_late() || pool.manager().probe(&mut *conn) == Probe::Clean {
         conn.invalidate();
     }
 }
@@ -246,14 +248,13 @@ where
             return Err(TxRejection::missing_layer(&ctx));
         };
         let pool = Pool::<M>::from_ref(state);
-        let mut conn = match pool.get().await {
+        let mut conn = match ctx.get(&pool).await {
             Ok(conn) => conn,
             Err(e) => {
                 let rejection = DbRejection::logged(e, &ctx, &pool.config().name);
                 return Err(TxRejection::Checkout(rejection));
             }
         };
-        conn.label(ctx.label());
         if let Err(error) = pool.manager().begin(&mut *conn).await {
             conn.report_error(&error);
             conn.invalidate();

@@ -14,6 +14,8 @@ use mysql_async::{DriverError, Error, IoError, ServerError};
 use mysql_common::proto::codec::error::PacketCodecError;
 use poolwarden::ErrorClass;
 
+use crate::deadline::CommandTimeout;
+
 /// Server error codes the classification cares about (MySQL and MariaDB
 /// share the numbering below 3000; the higher ones are product-specific).
 pub mod codes {
@@ -31,6 +33,8 @@ pub mod codes {
     pub const SERVER_SHUTDOWN: u16 = 1053;
     /// `ER_DUP_ENTRY`: a unique key already has this value.
     pub const DUP_ENTRY: u16 = 1062;
+    /// `ER_NO_SUCH_THREAD`: `KILL` of a session that no longer exists.
+    pub const UNKNOWN_THREAD: u16 = 1094;
     /// `ER_HOST_IS_BLOCKED`: too many connection errors from this host.
     pub const HOST_IS_BLOCKED: u16 = 1129;
     /// `ER_HOST_NOT_PRIVILEGED`: this host may not connect.
@@ -104,7 +108,9 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   "commands out of sync" family).
 /// * [`ErrorClass::Broken`]: other protocol damage, and client-side
 ///   statement errors that mysql_async raises inside a command (it closes the
-///   socket after them, so the connection is gone).
+///   socket after them, so the connection is gone). For now also a
+///   [`CommandTimeout`] (a command that passed its deadline), which becomes
+///   the class for "the server did not answer" once the pool has it.
 /// * [`ErrorClass::Fatal`]: 1044, 1045, 1049, 1129, 1130, 1251, 1524, 1698,
 ///   1820, 1862, 3118, 3159, 4151, URL errors, TLS and authentication-plugin
 ///   configuration errors (F11).
@@ -123,8 +129,17 @@ pub fn classify_error(error: &Error) -> ErrorClass {
         Error::Io(e) => classify_io(e),
         Error::Driver(e) => classify_driver(e),
         Error::Url(_) => ErrorClass::Fatal,
+        Error::Other(e) if e.is::<CommandTimeout>() => command_timeout_class(),
         Error::Other(_) => ErrorClass::Broken,
     }
+}
+
+/// A command that passed its deadline: the server did not answer while the
+/// socket stayed open.
+// TODO(contract: ErrorClass::Unresponsive): map to `Unresponsive` once core
+// lands; `Broken` discards the connection meanwhile.
+fn command_timeout_class() -> ErrorClass {
+    ErrorClass::Broken
 }
 
 /// The class of a server error, by its code.

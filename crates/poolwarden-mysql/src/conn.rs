@@ -7,6 +7,8 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use mysql_async::consts::StatusFlags;
 use mysql_async::prelude::{AsQuery, FromRow, Queryable, StatementLike};
@@ -14,9 +16,13 @@ use mysql_async::{
     BinaryProtocol, Conn, Connection, Params, QueryResult, ResultSetStream, Statement, TextProtocol,
 };
 use poolwarden::ConnectionFacts;
+use tokio::time::Instant;
 
+use crate::deadline::{self, Deadlines, Expiry, WithTimeout};
+use crate::kill::Killer;
 use crate::probe::Session;
 use crate::sql::may_change_session;
+use crate::stream::BoundedStream;
 
 /// mysql_async's (private) future type, spelled out.
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = mysql_async::Result<T>> + Send + 'a>>;
@@ -64,6 +70,39 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = mysql_async::Result<T>> + Se
 /// `StatementLike` does not let the wrapper read the statement's text there.
 /// Calling `conn.exec_drop(...)` and friends directly on the guard uses this
 /// type's own `exec*` methods, which do see the text.
+///
+/// # Command deadlines
+///
+/// Every command run through this type (the [`Queryable`] methods and the
+/// tracked `exec*` methods, streams to their last row) ends by a deadline:
+/// the earliest of now + the command timeout
+/// ([`MySqlManager::command_timeout`](crate::MySqlManager::command_timeout),
+/// or [`set_command_timeout`](Self::set_command_timeout) for this checkout,
+/// or [`with_timeout`](Self::with_timeout) for some calls) and the
+/// checkout's deadline (`Pool::get_until`, or
+/// [`set_deadline`](Self::set_deadline)). Past it the command fails with a
+/// [`CommandTimeout`], the connection is discarded when it goes back to the
+/// pool, and the server is told to stop the work. Not covered: rows read
+/// through the [`QueryResult`] that `query_iter`/`exec_iter` return (the
+/// bound covers the command up to its first result set; use
+/// `query_stream`/`exec_stream` or the collecting methods), and commands
+/// run on the raw `Conn` ([`raw_mut`](Self::raw_mut), `DerefMut`).
+///
+/// ```no_run
+/// # async fn demo(pool: poolwarden::Pool<poolwarden_mysql::MySqlManager>) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use mysql_async::prelude::*;
+///
+/// let mut conn = pool.get().await?;
+/// // This checkout runs a long report: 5 minutes per command.
+/// conn.set_command_timeout(Some(Duration::from_secs(300)));
+/// // One call with its own bound.
+/// let n: Option<i64> = conn
+///     .with_timeout(Duration::from_millis(200))
+///     .query_first("SELECT COUNT(*) FROM t")
+///     .await?;
+/// # let _ = n; Ok(()) }
+/// ```
 pub struct MySqlConn {
     /// The driver's connection. Used directly (not through `DerefMut`) by
     /// the manager, so its own commands do not count as the borrower's.
@@ -73,6 +112,13 @@ pub struct MySqlConn {
     pub(crate) facts: ConnectionFacts,
     /// `SERVER_STATUS_AUTOCOMMIT` after connect and init SQL.
     pub(crate) autocommit: bool,
+    /// The deadline settings of the current checkout.
+    pub(crate) deadlines: Deadlines,
+    /// Where a timed-out command's kill goes (`None`: not from a manager).
+    killer: Option<Arc<Killer>>,
+    /// A command passed its deadline: the protocol state is unknown, the
+    /// connection must never be reused.
+    pub(crate) timed_out: bool,
 }
 
 impl MySqlConn {
@@ -82,7 +128,111 @@ impl MySqlConn {
             tracker: Tracker::default(),
             facts,
             autocommit,
+            deadlines: Deadlines::default(),
+            killer: None,
+            timed_out: false,
         }
+    }
+
+    /// Bound this connection's commands by `command_timeout`; timed-out
+    /// commands are reported to `killer`.
+    pub(crate) fn with_deadlines(
+        mut self,
+        command_timeout: Option<Duration>,
+        killer: Arc<Killer>,
+    ) -> Self {
+        self.deadlines = Deadlines::new(command_timeout);
+        self.killer = Some(killer);
+        self
+    }
+
+    /// The per-command timeout for the rest of this checkout, replacing the
+    /// manager's [`command_timeout`](crate::MySqlManager::command_timeout)
+    /// (longer or shorter); `None` turns it off (the checkout's deadline, if
+    /// any, still applies). Forgotten when the connection goes back to the
+    /// pool.
+    pub fn set_command_timeout(&mut self, timeout: Option<Duration>) {
+        self.deadlines.set_checkout_timeout(timeout);
+    }
+
+    /// A deadline for every command of the rest of this checkout, replacing
+    /// the one the checkout carried (`Pool::get_until`); `None` removes it
+    /// (the command timeout still applies). Forgotten when the connection
+    /// goes back to the pool.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadlines.set_deadline(deadline);
+    }
+
+    /// The calls made through the returned handle use `timeout` as their
+    /// command timeout (instead of the checkout's or the manager's); the
+    /// checkout's deadline still applies. The previous setting comes back
+    /// when the handle is dropped:
+    /// `conn.with_timeout(d).query_drop("...").await`.
+    pub fn with_timeout(&mut self, timeout: Duration) -> WithTimeout<'_> {
+        let previous = self.deadlines.swap_call_timeout(Some(timeout));
+        WithTimeout {
+            conn: self,
+            previous,
+        }
+    }
+
+    /// Whether a command on this connection passed its deadline (the
+    /// connection will be discarded, never reused).
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// Run the driver's `command` under this checkout's deadline.
+    fn bounded<'c: 'f, 'f, T: 'f>(
+        &'c mut self,
+        command: &'static str,
+        run: impl FnOnce(&'c mut Conn) -> BoxFuture<'f, T>,
+    ) -> BoxFuture<'f, T> {
+        let Some(bound) = self.deadlines.bound(Instant::now()) else {
+            return run(&mut self.inner);
+        };
+        let (fut, expiry) = self.start(command, run);
+        Box::pin(deadline::run(fut, bound, expiry))
+    }
+
+    /// Run the driver's `command`, a stream of the first result set,
+    /// bounded to its last row.
+    fn bounded_stream<'c: 's, 's, T, P>(
+        &'c mut self,
+        command: &'static str,
+        run: impl FnOnce(&'c mut Conn) -> BoxFuture<'s, ResultSetStream<'c, 'c, 'static, T, P>>,
+    ) -> BoxFuture<'s, BoundedStream<'c, T, P>>
+    where
+        T: Send + 'static,
+        P: Send + 'static,
+    {
+        let bound = self.deadlines.bound(Instant::now());
+        let (fut, expiry) = self.start(command, run);
+        Box::pin(async move {
+            let Some(bound) = bound else {
+                return Ok(BoundedStream::new(fut.await?, None, expiry));
+            };
+            match tokio::time::timeout_at(bound.at, fut).await {
+                Ok(stream) => Ok(BoundedStream::new(stream?, Some(bound), expiry)),
+                Err(_elapsed) => Err(expiry.expire(bound).into()),
+            }
+        })
+    }
+
+    /// Start the driver's `command`; the [`Expiry`] marks this connection
+    /// if it passes its deadline.
+    fn start<'c: 'f, 'f, T>(
+        &'c mut self,
+        command: &'static str,
+        run: impl FnOnce(&'c mut Conn) -> BoxFuture<'f, T>,
+    ) -> (BoxFuture<'f, T>, Expiry<'c>) {
+        let expiry = Expiry {
+            command,
+            connection_id: self.inner.id(),
+            timed_out: &mut self.timed_out,
+            killer: self.killer.as_ref(),
+        };
+        (run(&mut self.inner), expiry)
     }
 
     /// Whether the connection may carry session state the borrowers left
@@ -143,7 +293,7 @@ impl MySqlConn {
         P: Into<Params>,
     {
         self.note(&stmt);
-        self.inner.exec_iter(stmt, params)
+        self.bounded("exec_iter", move |c| c.exec_iter(stmt, params))
     }
 
     /// [`Queryable::exec`], with the statement's text tracked.
@@ -154,7 +304,7 @@ impl MySqlConn {
         T: FromRow + Send + 'static,
     {
         self.note(&stmt);
-        self.inner.exec(stmt, params)
+        self.bounded("exec", move |c| c.exec(stmt, params))
     }
 
     /// [`Queryable::exec_first`], with the statement's text tracked.
@@ -169,7 +319,7 @@ impl MySqlConn {
         T: FromRow + Send + 'static,
     {
         self.note(&stmt);
-        self.inner.exec_first(stmt, params)
+        self.bounded("exec_first", move |c| c.exec_first(stmt, params))
     }
 
     /// [`Queryable::exec_map`], with the statement's text tracked.
@@ -187,7 +337,7 @@ impl MySqlConn {
         U: Send + 'a,
     {
         self.note(&stmt);
-        self.inner.exec_map(stmt, params, f)
+        self.bounded("exec_map", move |c| c.exec_map(stmt, params, f))
     }
 
     /// [`Queryable::exec_fold`], with the statement's text tracked.
@@ -206,7 +356,7 @@ impl MySqlConn {
         U: Send + 'a,
     {
         self.note(&stmt);
-        self.inner.exec_fold(stmt, params, init, f)
+        self.bounded("exec_fold", move |c| c.exec_fold(stmt, params, init, f))
     }
 
     /// [`Queryable::exec_drop`], with the statement's text tracked.
@@ -216,7 +366,7 @@ impl MySqlConn {
         P: Into<Params> + Send + 'b,
     {
         self.note(&stmt);
-        self.inner.exec_drop(stmt, params)
+        self.bounded("exec_drop", move |c| c.exec_drop(stmt, params))
     }
 
     /// [`Queryable::exec_batch`], with the statement's text tracked.
@@ -233,26 +383,42 @@ impl MySqlConn {
     {
         self.note(&stmt);
         self.tracker.batch();
-        self.inner.exec_batch(stmt, params_iter)
+        self.bounded("exec_batch", move |c| c.exec_batch(stmt, params_iter))
     }
 
-    /// [`Queryable::exec_stream`], with the statement's text tracked.
+    /// [`Queryable::exec_stream`], with the statement's text tracked and
+    /// the deadline bounding the stream to its last row.
     pub fn exec_stream<'a: 's, 's, T, Q, P>(
         &'a mut self,
         stmt: Q,
         params: P,
-    ) -> BoxFuture<'s, ResultSetStream<'a, 'a, 'static, T, BinaryProtocol>>
+    ) -> BoxFuture<'s, BoundedStream<'a, T, BinaryProtocol>>
     where
         T: Unpin + FromRow + Send + 'static,
         Q: TrackedStatement + 's,
         P: Into<Params> + Send + 's,
     {
         self.note(&stmt);
-        self.inner.exec_stream(stmt, params)
+        self.bounded_stream("exec_stream", move |c| c.exec_stream(stmt, params))
+    }
+
+    /// [`Queryable::query_stream`], with the deadline bounding the stream
+    /// to its last row.
+    pub fn query_stream<'a, T, Q>(
+        &'a mut self,
+        query: Q,
+    ) -> BoxFuture<'a, BoundedStream<'a, T, TextProtocol>>
+    where
+        T: Unpin + FromRow + Send + 'static,
+        Q: AsQuery + 'a,
+    {
+        self.tracker.sql(&query.as_query());
+        self.bounded_stream("query_stream", move |c| c.query_stream(query))
     }
 }
 
-/// The driver's query API. `query*` and `prep` see the SQL text; the
+/// The driver's query API, every command bounded by the deadline. `query*`
+/// and `prep` see the SQL text; the
 /// `exec*` methods reached **through this trait** cannot (mysql_async's
 /// `StatementLike` hides it) and mark the connection dirty. Method calls on
 /// the guard (`conn.exec_drop(...)`) resolve to [`MySqlConn`]'s own `exec*`
@@ -260,7 +426,7 @@ impl MySqlConn {
 impl Queryable for MySqlConn {
     fn ping(&mut self) -> BoxFuture<'_, ()> {
         self.tracker.live();
-        self.inner.ping()
+        self.bounded("ping", |c| c.ping())
     }
 
     fn query_iter<'a, Q>(
@@ -271,7 +437,7 @@ impl Queryable for MySqlConn {
         Q: AsQuery + 'a,
     {
         self.tracker.sql(&query.as_query());
-        self.inner.query_iter(query)
+        self.bounded("query_iter", move |c| c.query_iter(query))
     }
 
     fn prep<'a, Q>(&'a mut self, query: Q) -> BoxFuture<'a, Statement>
@@ -284,7 +450,7 @@ impl Queryable for MySqlConn {
         let before = self.session().status;
         self.tracker.preparing(before);
         Box::pin(async move {
-            let stmt = self.inner.prep(query).await?;
+            let stmt = self.bounded("prep", move |c| c.prep(query)).await?;
             self.tracker.prepared(stmt.id(), harmless);
             Ok(stmt)
         })
@@ -292,7 +458,7 @@ impl Queryable for MySqlConn {
 
     fn close(&mut self, stmt: Statement) -> BoxFuture<'_, ()> {
         self.tracker.closed(stmt.id());
-        self.inner.close(stmt)
+        self.bounded("close", move |c| c.close(stmt))
     }
 
     fn exec_iter<'a: 's, 's, Q, P>(
@@ -305,7 +471,7 @@ impl Queryable for MySqlConn {
         P: Into<Params>,
     {
         self.tracker.unknown_statement();
-        self.inner.exec_iter(stmt, params)
+        self.bounded("exec_iter", move |c| c.exec_iter(stmt, params))
     }
 
     fn exec_batch<'a: 'b, 'b, S, P, I>(&'a mut self, stmt: S, params_iter: I) -> BoxFuture<'b, ()>
@@ -317,7 +483,160 @@ impl Queryable for MySqlConn {
     {
         self.tracker.unknown_statement();
         self.tracker.batch();
-        self.inner.exec_batch(stmt, params_iter)
+        self.bounded("exec_batch", move |c| c.exec_batch(stmt, params_iter))
+    }
+
+    // The provided methods, overridden so that the deadline covers the
+    // whole command (reading its rows included), not only `query_iter`.
+
+    fn query<'a, T, Q>(&'a mut self, query: Q) -> BoxFuture<'a, Vec<T>>
+    where
+        Q: AsQuery + 'a,
+        T: FromRow + Send + 'static,
+    {
+        self.tracker.sql(&query.as_query());
+        self.bounded("query", move |c| c.query(query))
+    }
+
+    fn query_first<'a, T, Q>(&'a mut self, query: Q) -> BoxFuture<'a, Option<T>>
+    where
+        Q: AsQuery + 'a,
+        T: FromRow + Send + 'static,
+    {
+        self.tracker.sql(&query.as_query());
+        self.bounded("query_first", move |c| c.query_first(query))
+    }
+
+    fn query_map<'a, T, F, Q, U>(&'a mut self, query: Q, f: F) -> BoxFuture<'a, Vec<U>>
+    where
+        Q: AsQuery + 'a,
+        T: FromRow + Send + 'static,
+        F: FnMut(T) -> U + Send + 'a,
+        U: Send,
+    {
+        self.tracker.sql(&query.as_query());
+        // NOTE: inside an async block, so that `Vec<U>` need only outlive
+        // the block's own borrow of `self` (the trait does not require
+        // `U: 'a`, and `bounded` needs its output to outlive its borrow).
+        Box::pin(async move {
+            self.bounded("query_map", move |c| c.query_map(query, f))
+                .await
+        })
+    }
+
+    fn query_fold<'a, T, F, Q, U>(&'a mut self, query: Q, init: U, f: F) -> BoxFuture<'a, U>
+    where
+        Q: AsQuery + 'a,
+        T: FromRow + Send + 'static,
+        F: FnMut(U, T) -> U + Send + 'a,
+        U: Send + 'a,
+    {
+        self.tracker.sql(&query.as_query());
+        self.bounded("query_fold", move |c| c.query_fold(query, init, f))
+    }
+
+    fn query_drop<'a, Q>(&'a mut self, query: Q) -> BoxFuture<'a, ()>
+    where
+        Q: AsQuery + 'a,
+    {
+        self.tracker.sql(&query.as_query());
+        self.bounded("query_drop", move |c| c.query_drop(query))
+    }
+
+    fn exec<'a: 'b, 'b, T, S, P>(&'a mut self, stmt: S, params: P) -> BoxFuture<'b, Vec<T>>
+    where
+        S: StatementLike + 'b,
+        P: Into<Params> + Send + 'b,
+        T: FromRow + Send + 'static,
+    {
+        self.tracker.unknown_statement();
+        self.bounded("exec", move |c| c.exec(stmt, params))
+    }
+
+    fn exec_first<'a: 'b, 'b, T, S, P>(&'a mut self, stmt: S, params: P) -> BoxFuture<'b, Option<T>>
+    where
+        S: StatementLike + 'b,
+        P: Into<Params> + Send + 'b,
+        T: FromRow + Send + 'static,
+    {
+        self.tracker.unknown_statement();
+        self.bounded("exec_first", move |c| c.exec_first(stmt, params))
+    }
+
+    fn exec_map<'a: 'b, 'b, T, S, P, U, F>(
+        &'a mut self,
+        stmt: S,
+        params: P,
+        f: F,
+    ) -> BoxFuture<'b, Vec<U>>
+    where
+        S: StatementLike + 'b,
+        P: Into<Params> + Send + 'b,
+        T: FromRow + Send + 'static,
+        F: FnMut(T) -> U + Send + 'a,
+        U: Send + 'a,
+    {
+        self.tracker.unknown_statement();
+        self.bounded("exec_map", move |c| c.exec_map(stmt, params, f))
+    }
+
+    fn exec_fold<'a: 'b, 'b, T, S, P, U, F>(
+        &'a mut self,
+        stmt: S,
+        params: P,
+        init: U,
+        f: F,
+    ) -> BoxFuture<'b, U>
+    where
+        S: StatementLike + 'b,
+        P: Into<Params> + Send + 'b,
+        T: FromRow + Send + 'static,
+        F: FnMut(U, T) -> U + Send + 'a,
+        U: Send + 'a,
+    {
+        self.tracker.unknown_statement();
+        self.bounded("exec_fold", move |c| c.exec_fold(stmt, params, init, f))
+    }
+
+    fn exec_drop<'a: 'b, 'b, S, P>(&'a mut self, stmt: S, params: P) -> BoxFuture<'b, ()>
+    where
+        S: StatementLike + 'b,
+        P: Into<Params> + Send + 'b,
+    {
+        self.tracker.unknown_statement();
+        self.bounded("exec_drop", move |c| c.exec_drop(stmt, params))
+    }
+
+    /// Bounded until the stream is returned; its rows are not (the trait
+    /// fixes the stream's type). Called on the connection or the guard,
+    /// [`MySqlConn::query_stream`] bounds every row.
+    fn query_stream<'a, T, Q>(
+        &'a mut self,
+        query: Q,
+    ) -> BoxFuture<'a, ResultSetStream<'a, 'a, 'static, T, TextProtocol>>
+    where
+        T: Unpin + FromRow + Send + 'static,
+        Q: AsQuery + 'a,
+    {
+        self.tracker.sql(&query.as_query());
+        self.bounded("query_stream", move |c| c.query_stream(query))
+    }
+
+    /// Bounded until the stream is returned; its rows are not (the trait
+    /// fixes the stream's type). Called on the connection or the guard,
+    /// [`MySqlConn::exec_stream`] bounds every row.
+    fn exec_stream<'a: 's, 's, T, Q, P>(
+        &'a mut self,
+        stmt: Q,
+        params: P,
+    ) -> BoxFuture<'s, ResultSetStream<'a, 'a, 'static, T, BinaryProtocol>>
+    where
+        T: Unpin + FromRow + Send + 'static,
+        Q: StatementLike + 's,
+        P: Into<Params> + Send + 's,
+    {
+        self.tracker.unknown_statement();
+        self.bounded("exec_stream", move |c| c.exec_stream(stmt, params))
     }
 }
 
@@ -355,6 +674,7 @@ impl fmt::Debug for MySqlConn {
         f.debug_struct("MySqlConn")
             .field("id", &self.inner.id())
             .field("dirty", &self.tracker.dirty)
+            .field("timed_out", &self.timed_out)
             .field("facts", &self.facts)
             .finish_non_exhaustive()
     }

@@ -3,20 +3,26 @@
 mod classify;
 mod conn;
 mod connect;
+mod deadline;
 mod facts;
+mod kill;
 mod manager;
 mod policy;
 mod probe;
 mod reset;
 mod sql;
+mod stream;
 mod transactional;
 
 pub use classify::{classify_error, classify_server, codes, Classifier};
 pub use conn::{MySqlConn, TrackedStatement};
 pub use connect::DEFAULT_TCP_KEEPALIVE;
-pub use manager::MySqlManager;
+pub use deadline::{CommandTimeout, DeadlineSource, WithTimeout};
+pub use kill::{DeadlineStats, KillOutcome, METRIC_COMMAND_TIMEOUTS, METRIC_KILLS};
+pub use manager::{MySqlManager, DEFAULT_COMMAND_TIMEOUT, DEFAULT_KILL_TIMEOUT};
 pub use policy::ResetPolicy;
 pub use sql::may_change_session;
+pub use stream::BoundedStream;
 
 pub use mysql_async;
 

@@ -12,6 +12,7 @@ use poolwarden::{ConnectionFacts, ErrorClass, Manager, Probe};
 use crate::classify::{classify_error, Classifier};
 use crate::conn::MySqlConn;
 use crate::connect;
+use crate::kill::{DeadlineStats, Killer};
 use crate::policy::ResetPolicy;
 use crate::probe::{self, At, Known};
 use crate::reset::{self, InitSql};
@@ -49,17 +50,41 @@ pub struct MySqlManager {
     classifier: Option<Arc<Classifier>>,
     /// Report `wait_timeout` to the pool (default `true`).
     report_server_timeout: bool,
+    /// The per-command bound of every connection.
+    command_timeout: Option<Duration>,
+    /// Sends `KILL CONNECTION` for timed-out commands; counts them.
+    killer: Arc<Killer>,
 }
+
+/// The default [`MySqlManager::command_timeout`]: 30 s.
+///
+/// Why 30 s: it must be safe to adopt, so far above what an OLTP statement
+/// takes (a statement running 30 s on a pooled connection is far more often
+/// a frozen server, a black-holed route or a lock pile-up than useful work),
+/// yet below the 60 s at which common HTTP load balancers and clients give
+/// up, so that the pool answers (and frees the connection, and stops the
+/// server's work) before the caller has walked away. Reports, migrations and
+/// batch jobs raise it for their manager, their checkout
+/// ([`MySqlConn::set_command_timeout`]) or one call
+/// ([`MySqlConn::with_timeout`]); request handlers get a shorter bound from
+/// the request's deadline (`Pool::get_until`).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default [`MySqlManager::kill_timeout`]: 5 s.
+pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl MySqlManager {
     /// A manager for these connection options.
     pub fn new(opts: impl Into<Opts>) -> Self {
+        let opts = connect::apply_defaults(opts.into(), false);
         MySqlManager {
-            opts: connect::apply_defaults(opts.into(), false),
+            killer: Killer::new(opts.clone(), DEFAULT_KILL_TIMEOUT),
+            opts,
             init: InitSql::default(),
             policy: ResetPolicy::default(),
             classifier: None,
             report_server_timeout: true,
+            command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
         }
     }
 
@@ -138,7 +163,8 @@ impl MySqlManager {
         self.opts = OptsBuilder::from_opts(self.opts)
             .tcp_keepalive(keepalive)
             .into();
-        self
+        let kill_timeout = self.killer.timeout();
+        self.with_killer(kill_timeout)
     }
 
     /// Let mysql_async reconnect through the server's Unix socket after a TCP
@@ -148,7 +174,64 @@ impl MySqlManager {
         self.opts = OptsBuilder::from_opts(self.opts)
             .prefer_socket(prefer)
             .into();
+        let kill_timeout = self.killer.timeout();
+        self.with_killer(kill_timeout)
+    }
+
+    /// The longest any one command a borrower runs may take
+    /// ([`DEFAULT_COMMAND_TIMEOUT`], 30 s, unless set; see there for why);
+    /// `None` bounds commands only by the checkout's deadline, if any.
+    ///
+    /// Past it the command fails with a [`CommandTimeout`] error, its
+    /// connection is discarded (a frozen server's late answer must not
+    /// reach the next command) and the server is told to stop the work
+    /// ([`kill_timeout`](Self::kill_timeout)). A checkout carrying an
+    /// earlier deadline (`Pool::get_until`) bounds its commands by that.
+    /// Prevents a borrower hanging for ever on a server that stopped
+    /// answering while its socket stays open (F10).
+    ///
+    /// [`CommandTimeout`]: crate::CommandTimeout
+    pub fn command_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.command_timeout = timeout;
         self
+    }
+
+    /// How long after a command's deadline the manager keeps trying to tell
+    /// the server to stop it (`KILL CONNECTION <id>` over a short-lived side
+    /// connection, off the caller's path); 5 s by default
+    /// ([`DEFAULT_KILL_TIMEOUT`]). A server frozen longer than this gets no
+    /// kill; it ends the session when it notices the client left. Counted
+    /// in [`deadline_stats`](Self::deadline_stats).
+    pub fn kill_timeout(self, timeout: Duration) -> Self {
+        self.with_killer(timeout)
+    }
+
+    /// A new killer for the current options (its side connections use
+    /// them too).
+    fn with_killer(mut self, timeout: Duration) -> Self {
+        self.killer = Killer::new(self.opts.clone(), timeout);
+        self
+    }
+
+    /// The configured [`command_timeout`](Self::command_timeout).
+    pub fn configured_command_timeout(&self) -> Option<Duration> {
+        self.command_timeout
+    }
+
+    /// The configured [`kill_timeout`](Self::kill_timeout).
+    pub fn configured_kill_timeout(&self) -> Duration {
+        self.killer.timeout()
+    }
+
+    /// Commands that passed their deadline and what became of their kills,
+    /// since the manager was built. Also recorded through the `metrics`
+    /// facade (feature `metrics`) as [`METRIC_COMMAND_TIMEOUTS`] and
+    /// [`METRIC_KILLS`].
+    ///
+    /// [`METRIC_COMMAND_TIMEOUTS`]: crate::METRIC_COMMAND_TIMEOUTS
+    /// [`METRIC_KILLS`]: crate::METRIC_KILLS
+    pub fn deadline_stats(&self) -> DeadlineStats {
+        self.killer.stats()
     }
 
     /// The options new connections are opened with.
@@ -178,6 +261,7 @@ impl fmt::Debug for MySqlManager {
             .field("policy", &self.policy)
             .field("init_sql", &self.init.statements().len())
             .field("classify_with", &self.classifier.is_some())
+            .field("command_timeout", &self.command_timeout)
             .finish()
     }
 }
@@ -185,6 +269,11 @@ impl fmt::Debug for MySqlManager {
 impl MySqlManager {
     /// The probe's verdict on `conn`, for the pool's probe `at`.
     fn probe_at(&self, conn: &mut MySqlConn, at: At) -> Probe {
+        if conn.timed_out {
+            // A command passed its deadline: whatever the driver shows, its
+            // answer may still arrive.
+            return Probe::Corrupt;
+        }
         let wire = probe::wire(&mut conn.inner);
         let session = conn.session();
         let known = Known {
@@ -199,8 +288,9 @@ impl Manager for MySqlManager {
     type Connection = MySqlConn;
     type Error = mysql_async::Error;
 
-    fn connect(&self) -> impl Future<Output = Result<MySqlConn, mysql_async::Error>> + Send {
-        connect::open(&self.opts, &self.init)
+    async fn connect(&self) -> Result<MySqlConn, mysql_async::Error> {
+        let conn = connect::open(&self.opts, &self.init).await?;
+        Ok(conn.with_deadlines(self.command_timeout, Arc::clone(&self.killer)))
     }
 
     /// `COM_PING`.
@@ -222,6 +312,10 @@ impl Manager for MySqlManager {
 
     /// At return: the protocol state, then the policy (see [`ResetPolicy`]).
     fn probe_returned(&self, conn: &mut MySqlConn) -> Probe {
+        // The borrower's deadline overrides end with the checkout.
+        // TODO(contract: Manager::on_hand_out): also at hand-out, with the
+        // checkout's deadline, once core lands.
+        conn.deadlines.hand_out(None);
         self.probe_at(conn, At::Return)
     }
 
@@ -281,6 +375,24 @@ mod tests {
             text.contains("db.example") && !text.contains("s3cret"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn deadline_settings_and_their_defaults() {
+        let m = MySqlManager::new(OptsBuilder::default());
+        assert_eq!(
+            m.configured_command_timeout(),
+            Some(DEFAULT_COMMAND_TIMEOUT)
+        );
+        assert_eq!(m.configured_kill_timeout(), DEFAULT_KILL_TIMEOUT);
+        let m = m
+            .command_timeout(None)
+            .kill_timeout(Duration::from_secs(1))
+            .tcp_keepalive(None);
+        assert_eq!(m.configured_command_timeout(), None);
+        assert_eq!(m.configured_kill_timeout(), Duration::from_secs(1));
+        assert_eq!(m.deadline_stats(), DeadlineStats::default());
+        assert!(format!("{m:?}").contains("command_timeout: None"));
     }
 
     #[test]

@@ -1,20 +1,27 @@
 //! The way of one checkout: claim an idle connection (or wait for one),
 //! decide whether it needs a ping or must retire, hand it out.
+//!
+//! A claimed connection is not a checkout until [`Shared::hand_out`]: a
+//! claim that must be pinged travels as a [`Held`] (counted in
+//! `background`, closed if dropped), and only a connection that passed
+//! every check is registered in its slot and wrapped in a
+//! [`PooledConnection`]. So a failed ping emits no `CheckedIn`, records no
+//! hold and counts no checkout.
 
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::TryAcquireError;
-
 use crate::clock::{self, Tick};
 use crate::error::{PoolError, TimeoutError};
 use crate::guard::PooledConnection;
 use crate::health::{self, AtCheckout};
+use crate::inventory::{Live, Take};
 use crate::manager::{ErrorClass, Manager, Probe};
-use crate::observe::InvalidationCause;
+use crate::observe::ManagerCall;
 use crate::pool::Shared;
+use crate::recycle::Held;
 use crate::status::CloseReason;
 
 thread_local! {
@@ -23,70 +30,90 @@ thread_local! {
     static PID: u32 = std::process::id();
 }
 
+/// What a claimed idle connection needs before it can be handed out.
+pub(crate) enum Claim<M: Manager> {
+    /// Nothing: it is registered and ready.
+    Ready(PooledConnection<M>),
+    /// A ping first (F1, F3).
+    Validate(Live<M::Connection>),
+    /// Close it and take another.
+    Retire(Live<M::Connection>, CloseReason),
+}
+
 impl<M: Manager> Shared<M> {
-    /// Take the idle connection a permit entitles us to, decide what it
-    /// needs, and register the checkout, all under one lock. The caller has
-    /// forgotten the permit.
-    fn claim(
+    /// Decide what a connection just taken from the idle set needs, and if
+    /// nothing, register the checkout, all in one slot lock.
+    pub(crate) fn claim(
         self: &Arc<Self>,
+        mut live: Live<M::Connection>,
         location: &'static Location<'static>,
         now: Tick,
-    ) -> Option<(PooledConnection<M>, AtCheckout)> {
-        // A permit stands for exactly one idle connection (slots.rs),
-        // except when `close()` drained the idle set under a permit already
-        // granted: then there is nothing to claim.
-        let mut idle = self.state.lock().pop_idle(self.cfg.idle_order)?;
+    ) -> Claim<M> {
         let generation = self.generation.load(Relaxed);
-        let (checkout_id, mut decision, forked) = {
-            let mut slot = self.slots.get(idle.slot);
-            let decision = health::at_checkout(&slot.meta, now, generation, &self.cfg);
-            let forked = slot.meta.generation < self.fork_generation.load(Relaxed);
-            if decision == AtCheckout::Use {
-                // Known good now: the bypass window restarts (F1).
-                slot.meta.last_ok = now;
-            }
-            let id = slot.register(idle.slot, &self.slots, location, now);
-            (id, decision, forked)
-        };
-        if forked {
+        let slot = live.slot.lock();
+        if slot.meta.generation < self.fork_generation.load(Relaxed) {
             // Inherited from the parent process: do not even probe it (F8).
-            decision = AtCheckout::Retire(CloseReason::Forked);
-        } else if decision != AtCheckout::Validate {
-            // The cheap probe catches a socket the server closed while idle.
-            match self.manager.probe(&mut idle.conn) {
-                Probe::Clean => {}
-                Probe::Closed => decision = AtCheckout::Retire(CloseReason::Closed),
-                Probe::Corrupt | Probe::NeedsReset => {
-                    decision = AtCheckout::Retire(CloseReason::Corrupt)
-                }
-            }
+            drop(slot);
+            return Claim::Retire(live, CloseReason::Forked);
         }
-        Some((
-            PooledConnection::new(self, idle, checkout_id, now),
-            decision,
-        ))
+        let decision = health::at_checkout(&slot.meta, now, generation, &self.cfg);
+        drop(slot);
+        if let AtCheckout::Retire(reason) = decision {
+            return Claim::Retire(live, reason);
+        }
+        // The cheap probe catches a socket the server closed while idle and
+        // a connection left mid-protocol, before any ping could be fooled by
+        // a stale reply (F1, F5).
+        match self.probe(&mut live.conn, false, &live.slot) {
+            Probe::Clean => {}
+            Probe::Closed => return Claim::Retire(live, CloseReason::Closed),
+            Probe::Corrupt | Probe::NeedsReset => return Claim::Retire(live, CloseReason::Corrupt),
+        }
+        match decision {
+            AtCheckout::Use => Claim::Ready(self.register(live, location, now)),
+            _ => Claim::Validate(live),
+        }
     }
 
-    /// Hand a checked connection out. `validated`: it just passed a ping.
-    fn hand_out(&self, guard: PooledConnection<M>, validated: bool) -> PooledConnection<M> {
-        if validated || self.cfg.leak_backtrace || self.observer.is_some() {
-            self.hand_out_slow(&guard, validated);
+    /// Register the checkout in the connection's slot and wrap it in a
+    /// guard: from here on it is a checkout.
+    fn register(
+        self: &Arc<Self>,
+        live: Live<M::Connection>,
+        location: &'static Location<'static>,
+        now: Tick,
+    ) -> PooledConnection<M> {
+        let id = {
+            let mut slot = live.slot.lock();
+            // Known good now: the bypass window restarts (F1).
+            slot.meta.last_ok = now;
+            slot.register(live.index(), location, now)
+        };
+        PooledConnection::new(self, live, id, now)
+    }
+
+    /// Hand a registered connection to the borrower: the manager learns the
+    /// deadline, the observer the checkout.
+    fn hand_out(
+        &self,
+        mut guard: PooledConnection<M>,
+        until: Option<tokio::time::Instant>,
+    ) -> PooledConnection<M> {
+        guard.set_deadline(until);
+        self.on_hand_out(guard.conn_mut(), until);
+        if self.cfg.leak_backtrace || self.observer.is_some() {
+            self.hand_out_slow(&guard);
         }
         guard
     }
 
     #[cold]
-    fn hand_out_slow(&self, guard: &PooledConnection<M>, validated: bool) {
+    fn hand_out_slow(&self, guard: &PooledConnection<M>) {
         let backtrace = self
             .cfg
             .leak_backtrace
             .then(|| Arc::new(std::backtrace::Backtrace::force_capture()));
-        let now = clock::now();
-        let mut slot = self.slots.get(guard.slot());
-        if validated {
-            // The bypass window restarts at the ping.
-            slot.meta.last_ok = now;
-        }
+        let mut slot = guard.live().slot.lock();
         if backtrace.is_some() {
             slot.record.backtrace = backtrace;
         }
@@ -99,49 +126,68 @@ impl<M: Manager> Shared<M> {
         });
     }
 
-    /// `get()`: the fast path needs no timer, no allocation and no round
-    /// trip; everything else happens under the checkout timeout, in a boxed
-    /// future so that `get()`'s own future stays small.
+    /// `get()`, `get_timeout()`, `get_until()`: the fast path needs no
+    /// timer, no allocation and no round trip; everything else happens
+    /// under the checkout's bound, in a boxed future so that `get()`'s own
+    /// future stays small.
     pub(crate) async fn checkout(
         self: &Arc<Self>,
         location: &'static Location<'static>,
         timeout: Duration,
+        until: Option<tokio::time::Instant>,
     ) -> Result<PooledConnection<M>, PoolError> {
         // Take part in tokio's cooperative budget like any semaphore
         // acquire, so a task looping on an uncontended pool still lets its
         // neighbours run. Before taking a connection: a forced yield here
         // holds nothing.
         tokio::task::coop::consume_budget().await;
-        let mut pending = None;
-        if PID.with(|p| *p) == self.pid.load(Relaxed) {
-            match self.sem.try_acquire() {
-                Ok(permit) => {
-                    permit.forget();
-                    let now = clock::now();
-                    pending = self.claim(location, now);
-                    if let Some((guard, AtCheckout::Use)) = pending {
-                        #[cfg(feature = "metrics")]
-                        self.metrics.wait.record(0.0);
-                        return Ok(self.hand_out(guard, false));
-                    }
-                }
-                Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
-                Err(TryAcquireError::NoPermits) => {}
+        if !self.maintenance_running.load(Relaxed) {
+            // Never started, or its runtime shut down (defect 4).
+            self.start_maintenance();
+        }
+        if let Some(until) = until {
+            if until <= tokio::time::Instant::now() {
+                return Err(self.timeout_error(Duration::ZERO));
             }
         }
-        Box::pin(self.checkout_timed(location, pending, timeout)).await
+        let mut pending = None;
+        if PID.with(|p| *p) == self.pid.load(Relaxed) {
+            match self.inv.try_take() {
+                Take::Got(live, idle_left) => {
+                    if idle_left < self.cfg.min_idle {
+                        // Refill min_idle now, not at the next maintenance
+                        // pass (defect 7).
+                        let _ = self.plan_connects(None);
+                    }
+                    match self.claim(live, location, clock::now()) {
+                        Claim::Ready(guard) => {
+                            #[cfg(feature = "metrics")]
+                            self.metrics.wait.record(0.0);
+                            return Ok(self.hand_out(guard, until));
+                        }
+                        other => pending = Some(other),
+                    }
+                }
+                Take::Closed => return Err(PoolError::Closed),
+                Take::Empty => {}
+            }
+        }
+        Box::pin(self.checkout_timed(location, pending, timeout, until)).await
     }
 
     async fn checkout_timed(
         self: &Arc<Self>,
         location: &'static Location<'static>,
-        pending: Option<(PooledConnection<M>, AtCheckout)>,
+        pending: Option<Claim<M>>,
         timeout: Duration,
+        until: Option<tokio::time::Instant>,
     ) -> Result<PooledConnection<M>, PoolError> {
         let start = tokio::time::Instant::now();
-        let deadline = start + timeout;
-        match tokio::time::timeout_at(deadline, self.checkout_slow(location, pending, deadline))
-            .await
+        let mut deadline = clock::deadline_after(start, timeout);
+        if let Some(until) = until {
+            deadline = deadline.min(until);
+        }
+        match tokio::time::timeout_at(deadline, self.checkout_slow(location, pending, until)).await
         {
             Ok(result) => {
                 #[cfg(feature = "metrics")]
@@ -157,99 +203,101 @@ impl<M: Manager> Shared<M> {
         self: &Arc<Self>,
         location: &'static Location<'static>,
     ) -> Result<PooledConnection<M>, PoolError> {
-        match self.sem.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                let now = clock::now();
-                let Some((guard, decision)) = self.claim(location, now) else {
-                    return Err(PoolError::Closed);
-                };
-                match decision {
-                    AtCheckout::Use => Ok(self.hand_out(guard, false)),
-                    AtCheckout::Retire(reason) => {
-                        guard.discard(reason);
-                        Err(PoolError::Busy)
-                    }
-                    AtCheckout::Validate => {
-                        // Give it back untouched: it still needs its ping.
-                        guard.release_unused();
-                        Err(PoolError::Busy)
-                    }
+        match self.inv.try_take() {
+            Take::Got(live, _) => match self.claim(live, location, clock::now()) {
+                Claim::Ready(guard) => Ok(self.hand_out(guard, None)),
+                Claim::Retire(live, reason) => {
+                    self.close_conn(live, reason, false);
+                    Err(PoolError::Busy)
                 }
-            }
-            Err(TryAcquireError::Closed) => Err(PoolError::Closed),
-            Err(TryAcquireError::NoPermits) => Err(PoolError::Busy),
+                Claim::Validate(live) => {
+                    // Give it back untouched: it still needs its ping.
+                    self.put_idle(live, false);
+                    Err(PoolError::Busy)
+                }
+            },
+            Take::Closed => Err(PoolError::Closed),
+            Take::Empty => Err(PoolError::Busy),
         }
     }
 
     async fn checkout_slow(
         self: &Arc<Self>,
         location: &'static Location<'static>,
-        mut pending: Option<(PooledConnection<M>, AtCheckout)>,
-        deadline: tokio::time::Instant,
+        mut pending: Option<Claim<M>>,
+        until: Option<tokio::time::Instant>,
     ) -> Result<PooledConnection<M>, PoolError> {
         if PID.with(|p| *p) != self.pid.load(Relaxed) {
             // This thread saw another process id: read the real one (a
             // syscall, so only here and in maintenance, F8).
             self.check_fork();
         }
-        self.start_maintenance();
         loop {
-            if let Some((mut guard, decision)) = pending.take() {
-                match decision {
-                    AtCheckout::Use => return Ok(self.hand_out(guard, false)),
-                    AtCheckout::Retire(reason) => guard.discard(reason),
-                    AtCheckout::Validate => {
-                        if self.validate(&mut guard, deadline).await {
-                            return Ok(self.hand_out(guard, true));
-                        }
-                        // `validate` marked it; dropping it closes it.
+            match pending.take() {
+                Some(Claim::Ready(guard)) => return Ok(self.hand_out(guard, until)),
+                Some(Claim::Retire(live, reason)) => self.close_conn(live, reason, false),
+                Some(Claim::Validate(live)) => {
+                    let held = Held::new(self, live, CloseReason::ValidationFailed);
+                    let Some(live) = self.validate(held).await? else {
+                        continue; // closed; wait for another
+                    };
+                    // The pool may have closed during the ping (defect 5).
+                    if self.inv.is_closed() {
+                        self.close_conn(live, CloseReason::PoolClosed, false);
+                        return Err(PoolError::Closed);
                     }
+                    let guard = self.register(live, location, clock::now());
+                    return Ok(self.hand_out(guard, until));
                 }
+                None => {}
             }
-            let permit = self.wait_for_idle(deadline).await?;
-            permit.forget();
-            pending = self.claim(location, clock::now());
-            if pending.is_none() && self.state.lock().closed {
-                return Err(PoolError::Closed);
-            }
+            let permit = self.wait_for_idle().await?;
+            pending = match self.inv.take(permit) {
+                Some((live, _)) => Some(self.claim(live, location, clock::now())),
+                None => return Err(PoolError::Closed),
+            };
         }
     }
 
-    /// Ping a connection about to be handed out, bounded by the validation
-    /// timeout and the checkout deadline. On failure the guard is marked
-    /// for closing and the pool is invalidated if the server went away.
+    /// Ping a claimed connection, bounded by `validation_timeout` (and, from
+    /// outside, by the checkout's deadline). `Ok(Some(connection))` when it answered;
+    /// `Ok(None)` when it failed and was closed (the checkout takes
+    /// another); `Err` when the checkout must fail now because the server
+    /// stopped answering.
     ///
-    /// If this future is dropped mid-ping, the guard is already marked, so
-    /// the half-pinged connection is closed, never reused.
-    pub(crate) async fn validate(
-        &self,
-        guard: &mut PooledConnection<M>,
-        deadline: tokio::time::Instant,
-    ) -> bool {
+    /// If this future is dropped mid-ping, the `Held` closes the
+    /// half-pinged connection: it is never reused.
+    async fn validate(
+        self: &Arc<Self>,
+        mut held: Held<M>,
+    ) -> Result<Option<Live<M::Connection>>, PoolError> {
         self.counters.validations.fetch_add(1, Relaxed);
-        guard.mark(CloseReason::ValidationFailed);
-        let bound = (tokio::time::Instant::now() + self.cfg.validation_timeout).min(deadline);
-        let generation = Some(guard.generation());
-        let Some(conn) = guard.conn_mut() else {
-            return false;
-        };
-        match tokio::time::timeout_at(bound, self.manager.validate(conn)).await {
-            Ok(Ok(())) => {
-                guard.unmark();
-                true
+        let target = held.target();
+        let bound = self.cfg.validation_timeout;
+        // Bounded by validation_timeout only: when the checkout's own
+        // deadline comes first, the checkout times out (and drops `held`,
+        // closing the connection) without calling the server unresponsive.
+        let res = self
+            .bounded(
+                ManagerCall::Validate,
+                target,
+                bound,
+                self.manager.validate(held.conn_mut()),
+            )
+            .await;
+        match res {
+            Ok(()) => {
+                self.note_proven();
+                Ok(Some(held.into_live()))
             }
-            Ok(Err(e)) => {
-                let class = self.manager.classify(&e);
-                tracing::debug!(pool = %self.cfg.name, error = %e, ?class, "validation failed; replacing the connection");
-                if class == ErrorClass::Disconnect {
-                    self.invalidate(generation, InvalidationCause::Disconnect);
+            Err(failure) => {
+                held.close(CloseReason::ValidationFailed);
+                if failure.class == ErrorClass::Unresponsive {
+                    return Err(PoolError::Unresponsive {
+                        source: failure.error,
+                    });
                 }
-                false
-            }
-            Err(_) => {
-                tracing::debug!(pool = %self.cfg.name, "validation timed out; replacing the connection");
-                false
+                Ok(None)
             }
         }
     }
@@ -262,9 +310,9 @@ impl<M: Manager> Shared<M> {
         status.waiting += 1; // this checkout was waiting too
         #[cfg(feature = "metrics")]
         self.metrics.gauges(&status);
-        let mut holders = self.slots.checkouts(clock::now());
+        let mut holders = crate::slots::checkouts(&self.inv.all_slots(), clock::now());
         holders.truncate(3);
-        let last_connect_error = self.state.lock().connect.last_error.clone();
+        let last_connect_error = self.inv.lock().connect.last_error.clone();
         let err = TimeoutError {
             waited,
             status,

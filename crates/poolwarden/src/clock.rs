@@ -1,7 +1,8 @@
 //! The pool's clock: cheap enough for the hot path, and the paused tokio
 //! clock in unit tests.
 //!
-//! A checkout and its return each read the clock once. `std::time::Instant`
+//! A checkout and its return each read this clock once (a checkout that
+//! waits or pings reads it again after). `std::time::Instant`
 //! costs about 30 ns here; the coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`,
 //! a few ms of resolution) costs about 10 ns, and every decision the pool takes
 //! from time (bypass window, leaks, idle and lifetime limits) is measured in
@@ -28,26 +29,26 @@ impl Tick {
         )
     }
 
-    /// The raw value, to store in an atomic.
-    pub(crate) fn as_nanos(self) -> u64 {
-        self.0
-    }
-
-    /// From a raw value.
-    pub(crate) fn from_nanos(nanos: u64) -> Tick {
-        Tick(nanos)
-    }
-
     /// The tokio instant for this tick, to sleep until it.
     pub(crate) fn to_tokio(self) -> tokio::time::Instant {
         let now = now();
         let base = tokio::time::Instant::now();
         if self >= now {
-            base + self.since(now)
+            deadline_after(base, self.since(now))
         } else {
             base.checked_sub(now.since(self)).unwrap_or(base)
         }
     }
+}
+
+/// The longest wait the pool schedules: a `Duration::MAX` setting ("no
+/// limit") is clamped to this instead of overflowing `Instant + Duration`
+/// (defect 2). Thirty years, as tokio's own `sleep(Duration::MAX)`.
+pub(crate) const NO_LIMIT: Duration = Duration::from_secs(30 * 365 * 86_400);
+
+/// `start + d`, with any `d` beyond [`NO_LIMIT`] meaning "no limit".
+pub(crate) fn deadline_after(start: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    start + d.min(NO_LIMIT)
 }
 
 /// The current tick.

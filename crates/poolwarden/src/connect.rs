@@ -7,40 +7,52 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{SemaphorePermit, TryAcquireError};
+use tokio::sync::SemaphorePermit;
 
+use crate::call::{panic_message, CatchUnwind};
 use crate::clock::{self, Tick};
 use crate::config::WhenUnavailable;
 use crate::error::{PoolError, SharedError};
 use crate::health::{self, Meta};
+use crate::inventory::State;
 use crate::manager::{ErrorClass, Manager};
-use crate::observe::Event;
+use crate::observe::{Event, ManagerCall};
 use crate::pool::Shared;
-use crate::slots::{Idle, State};
 
 /// Counts a checkout as waiting while it lives.
 struct Waiting<'a, M: Manager>(&'a Shared<M>);
 
 impl<M: Manager> Drop for Waiting<'_, M> {
     fn drop(&mut self) {
-        self.0.summary.waiting.fetch_sub(1, Relaxed);
+        self.0.inv.summary.waiting.fetch_sub(1, Relaxed);
     }
 }
 
 /// What `plan_locked` decided.
-#[derive(Default)]
-struct Plan {
+struct Plan<M: Manager> {
     /// Reserved attempts to start.
-    start: Vec<u64>,
+    start: Vec<Reservation<M>>,
     /// When to plan again (a backoff holds connects back).
     retry_at: Option<Tick>,
     /// Fail the waiting checkout with this.
     fail: Option<PoolError>,
 }
 
-/// A reserved connect: `State::connecting` counts it until it becomes an
-/// open connection or is dropped (the connect failed, timed out, or the
-/// task was cancelled). No path loses the reservation.
+impl<M: Manager> Default for Plan<M> {
+    fn default() -> Self {
+        Plan {
+            start: Vec::new(),
+            retry_at: None,
+            fail: None,
+        }
+    }
+}
+
+/// A reserved connect: `connecting` counts it until it becomes an open
+/// connection ([`Reservation::opened`], which consumes it) or is dropped
+/// (the connect failed, timed out, panicked, or the task was cancelled). No
+/// path loses the reservation, and no connection is counted open without
+/// one.
 pub(crate) struct Reservation<M: Manager> {
     shared: Arc<Shared<M>>,
     /// The attempt's number (see `ConnectState::attempts`).
@@ -48,10 +60,22 @@ pub(crate) struct Reservation<M: Manager> {
     armed: bool,
 }
 
+impl<M: Manager> Reservation<M> {
+    /// Take a reservation from the state, under the caller's lock.
+    fn reserve(shared: &Arc<Shared<M>>, st: &mut State<M::Connection>) -> Option<Self> {
+        let attempt = st.reserve_connect()?;
+        Some(Reservation {
+            shared: Arc::clone(shared),
+            attempt,
+            armed: true,
+        })
+    }
+}
+
 impl<M: Manager> Drop for Reservation<M> {
     fn drop(&mut self) {
         if self.armed {
-            self.shared.state.lock().connect_abandoned();
+            self.shared.inv.abandon_connect();
             self.shared.wake.notify_waiters();
         }
     }
@@ -63,7 +87,7 @@ impl<M: Manager> Drop for Reservation<M> {
 pub(crate) fn backoff(min: Duration, max: Duration, failures: u32, random: f64) -> Duration {
     let exp = failures.saturating_sub(1).min(20);
     let base = min.saturating_mul(1u32 << exp).min(max);
-    base / 2 + (base / 2).mul_f64(random.clamp(0.0, 1.0))
+    base / 2 + health::scale(base / 2, random.clamp(0.0, 1.0))
 }
 
 impl<M: Manager> Shared<M> {
@@ -71,42 +95,34 @@ impl<M: Manager> Shared<M> {
     ///
     /// The semaphore's `acquire` future is created once and kept across
     /// wake-ups, so the checkout keeps its place in the FIFO queue (F7).
-    pub(crate) async fn wait_for_idle(
-        self: &Arc<Self>,
-        deadline: tokio::time::Instant,
-    ) -> Result<SemaphorePermit<'_>, PoolError> {
-        match self.sem.try_acquire() {
-            Ok(p) => return Ok(p),
-            Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
-            Err(TryAcquireError::NoPermits) => {}
-        }
-        let acquire = self.sem.acquire();
+    pub(crate) async fn wait_for_idle(self: &Arc<Self>) -> Result<SemaphorePermit<'_>, PoolError> {
+        let acquire = self.inv.acquire();
         tokio::pin!(acquire);
         let notified = self.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        // Count this checkout as waiting and note which connect attempts
-        // start after it (for fail-fast), without the pool lock. Plan
+        // Count this checkout as waiting, without the pool lock. Plan
         // connects only if the pool is not settled (full and healthy).
-        self.summary.waiting.fetch_add(1, Relaxed);
+        self.inv.summary.waiting.fetch_add(1, Relaxed);
         let _waiting = Waiting(&**self);
-        let since = self.summary.attempts.load(Relaxed);
-        let mut plan = if self.summary.settled.load(Relaxed) {
+        // Fail fast only with the error of an attempt that starts after now.
+        let since = self.inv.summary.attempts.load(Relaxed);
+        let mut plan = if self.inv.summary.settled.load(Relaxed) {
             Plan::default()
         } else {
-            self.plan_locked(&mut self.state.lock(), Some(since))
+            self.plan_locked(&mut self.inv.lock(), Some(since))
         };
         loop {
             let retry_at = self.carry_out(plan)?;
             tokio::select! {
                 biased;
-                permit = &mut acquire => return permit.map_err(|_| PoolError::Closed),
+                permit = &mut acquire => return permit.ok_or(PoolError::Closed),
                 () = &mut notified => {}
-                () = tokio::time::sleep_until(retry_at.map_or(deadline, Tick::to_tokio)), if retry_at.is_some() => {}
+                () = tokio::time::sleep_until(retry_at.map_or_else(tokio::time::Instant::now, Tick::to_tokio)), if retry_at.is_some() => {}
             }
             notified.set(self.wake.notified());
             notified.as_mut().enable();
-            plan = self.plan_locked(&mut self.state.lock(), Some(since));
+            plan = self.plan_locked(&mut self.inv.lock(), Some(since));
         }
     }
 
@@ -121,32 +137,37 @@ impl<M: Manager> Shared<M> {
         self: &Arc<Self>,
         waiter: Option<u64>,
     ) -> Result<Option<Tick>, PoolError> {
-        let plan = self.plan_locked(&mut self.state.lock(), waiter);
+        let plan = self.plan_locked(&mut self.inv.lock(), waiter);
         self.carry_out(plan)
     }
 
     /// The decision part of [`plan_connects`](Shared::plan_connects), under
     /// the caller's lock: reserves the connects to start.
-    fn plan_locked(&self, st: &mut State<M::Connection>, waiter: Option<u64>) -> Plan {
+    fn plan_locked(
+        self: &Arc<Self>,
+        st: &mut State<M::Connection>,
+        waiter: Option<u64>,
+    ) -> Plan<M> {
         let now = clock::now();
         let mut plan = Plan::default();
-        if st.closed {
+        if st.closed() {
             plan.fail = Some(PoolError::Closed);
             return plan;
         }
         let demand = self.demand(st);
         let backoff_over = st.connect.next_attempt.is_none_or(|t| now >= t);
         if backoff_over {
-            while st.connecting < demand.min(self.cfg.max_connecting) {
-                let Some(attempt) = st.reserve_connect() else {
+            while st.connecting() < demand.min(self.cfg.max_connecting) {
+                let Some(reservation) = Reservation::reserve(self, st) else {
                     break;
                 };
-                plan.start.push(attempt);
+                plan.start.push(reservation);
             }
             // One round of attempts per backoff period.
             if !plan.start.is_empty() && st.connect.failures > 0 {
                 st.connect.next_attempt = Some(now.plus(self.next_backoff(st)));
             }
+            self.inv.publish(st);
         }
         plan.retry_at = st.connect.next_attempt.filter(|t| *t > now && demand > 0);
         plan.fail = waiter.and_then(|since| self.fail_fast(st, since));
@@ -154,9 +175,9 @@ impl<M: Manager> Shared<M> {
     }
 
     /// The effect part: start the reserved connects (outside the lock).
-    fn carry_out(self: &Arc<Self>, plan: Plan) -> Result<Option<Tick>, PoolError> {
-        for attempt in plan.start {
-            self.start_connect(attempt);
+    fn carry_out(self: &Arc<Self>, plan: Plan<M>) -> Result<Option<Tick>, PoolError> {
+        for reservation in plan.start {
+            self.start_connect(reservation);
         }
         match plan.fail {
             Some(e) => Err(e),
@@ -167,8 +188,8 @@ impl<M: Manager> Shared<M> {
     /// Connects wanted: one per waiting checkout beyond those in flight,
     /// plus the `min_idle` shortfall.
     fn demand(&self, st: &State<M::Connection>) -> u32 {
-        let idle = st.idle.len() as u32;
-        let unserved = st.waiting().saturating_sub(idle);
+        let idle = st.idle();
+        let unserved = self.inv.waiting().saturating_sub(idle);
         let min_idle_shortfall = self.cfg.min_idle.saturating_sub(idle);
         unserved.max(min_idle_shortfall)
     }
@@ -195,38 +216,38 @@ impl<M: Manager> Shared<M> {
     /// down that costs each checkout at most one backoff period (50 ms by
     /// default) instead of its whole timeout, and attempts stay bounded by
     /// `max_connecting` per period.
+    ///
+    /// While the server does not answer (black hole, see
+    /// [`ErrorClass::Unresponsive`]) every waiting checkout fails at once,
+    /// whatever the policy: waiting on a frozen server is what it prevents.
     fn fail_fast(&self, st: &State<M::Connection>, since: u64) -> Option<PoolError> {
-        if st.open > 0 || st.connect.failures == 0 {
+        if let Some(source) = &st.connect.black_hole {
+            return Some(PoolError::Unresponsive {
+                source: Arc::clone(source),
+            });
+        }
+        if st.open() > 0 || st.connect.failures == 0 {
             return None;
         }
         let source: SharedError = st.connect.last_error.clone()?;
         if st.connect.fatal {
             return Some(PoolError::Fatal { source });
         }
-        let fresh = st.connecting == 0 && st.connect.last_error_attempt > since;
+        let fresh = st.connecting() == 0 && st.connect.last_error_attempt > since;
         (fresh && self.cfg.when_unavailable == WhenUnavailable::FailFast)
             .then_some(PoolError::Unavailable { source })
     }
 
     /// Reserve room for one connect now, if the limits allow.
     pub(crate) fn reserve(self: &Arc<Self>) -> Option<Reservation<M>> {
-        self.state
-            .lock()
-            .reserve_connect()
-            .map(|attempt| Reservation {
-                shared: Arc::clone(self),
-                attempt,
-                armed: true,
-            })
+        let mut st = self.inv.lock();
+        let r = Reservation::reserve(self, &mut st);
+        self.inv.publish(&st);
+        r
     }
 
-    /// Spawn one connect; the caller reserved it.
-    fn start_connect(self: &Arc<Self>, attempt: u64) {
-        let reservation = Reservation {
-            shared: Arc::clone(self),
-            attempt,
-            armed: true,
-        };
+    /// Spawn one connect.
+    fn start_connect(self: &Arc<Self>, reservation: Reservation<M>) {
         let shared = Arc::clone(self);
         let spawned = self.spawn(async move {
             shared.connect_one(reservation).await;
@@ -236,24 +257,46 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Open one connection; returns the error when the attempt failed.
+    /// Open one connection; returns the error when the attempt failed. A
+    /// panic in `connect` or `facts` is caught and fails the attempt like
+    /// an error (with backoff); the connection, if any, is closed.
     pub(crate) async fn connect_one(
         self: Arc<Self>,
         mut reservation: Reservation<M>,
     ) -> Option<PoolError> {
         let started = clock::now();
-        let result = tokio::time::timeout(self.cfg.connect_timeout, self.manager.connect()).await;
+        let result = tokio::time::timeout(
+            self.cfg.connect_timeout,
+            CatchUnwind::new(self.manager.connect()),
+        )
+        .await;
         let now = clock::now();
         let failure = match result {
-            Ok(Ok(conn)) => {
-                reservation.armed = false;
-                self.opened(conn, started, now);
-                None
+            Ok(Ok(Ok(conn))) => {
+                let facts = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.manager.facts(&conn)
+                }));
+                match facts {
+                    Ok(facts) => {
+                        reservation.armed = false;
+                        self.opened(conn, facts, started, now);
+                        None
+                    }
+                    Err(p) => {
+                        drop(conn);
+                        let e = self.panicked(ManagerCall::Connect, panic_message(&*p));
+                        Some((e, ErrorClass::Keep))
+                    }
+                }
             }
-            Ok(Err(e)) => {
-                let class = self.manager.classify(&e);
+            Ok(Ok(Err(e))) => {
+                let class = self.classify(&e);
                 Some((Arc::new(e) as SharedError, class))
             }
+            Ok(Err(message)) => Some((
+                self.panicked(ManagerCall::Connect, message),
+                ErrorClass::Keep,
+            )),
             Err(_) => Some((
                 Arc::new(ConnectTimeout(self.cfg.connect_timeout)) as SharedError,
                 ErrorClass::Keep,
@@ -273,12 +316,15 @@ impl<M: Manager> Shared<M> {
         error
     }
 
-    fn opened(&self, conn: M::Connection, started: Tick, now: Tick) {
-        let facts = self.manager.facts(&conn);
+    /// A connect succeeded: the server answers (no black hole, no connect
+    /// error), and the new connection goes to the idle set and its permit to
+    /// the oldest waiter. The backoff is not reset here: a connection proves
+    /// the server only by its first round trip (see `note_proven`).
+    fn opened(&self, conn: M::Connection, facts: crate::ConnectionFacts, started: Tick, now: Tick) {
         let server_limit = facts.server_idle_timeout.map(health::server_limit);
         let generation = self.generation.load(Relaxed);
         let meta = Meta {
-            id: 0, // assigned by `State::opened` below
+            id: 0, // assigned by the inventory
             created: now,
             retire_at: health::retire_at(&self.cfg, now, fastrand::f64()),
             generation,
@@ -289,15 +335,14 @@ impl<M: Manager> Shared<M> {
             server_limit,
             keepalive: health::keepalive_period(&self.cfg, server_limit, fastrand::f64()),
         };
-        let (slot, id) = {
-            let mut st = self.state.lock();
-            st.connect.failures = 0;
+        {
+            let mut st = self.inv.lock();
             st.connect.fatal = false;
             st.connect.last_error = None;
             st.connect.next_attempt = None;
-            st.opened()
-        };
-        self.slots.get(slot).meta = Meta { id, ..meta };
+            st.connect.black_hole = None;
+        }
+        let (live, id) = self.inv.opened(conn, meta);
         self.counters.created.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         {
@@ -311,20 +356,20 @@ impl<M: Manager> Shared<M> {
             connection_id: id,
             took: now.since(started),
         });
-        self.put_idle(Idle { conn, slot });
+        self.put_idle(live, false);
         self.wake.notify_waiters();
     }
 
     fn connect_failed(&self, error: SharedError, class: ErrorClass, attempt: u64, now: Tick) {
         let consecutive = {
-            let mut st = self.state.lock();
+            let mut st = self.inv.lock();
             st.connect.failures += 1;
-            st.publish();
             st.connect.last_error_attempt = attempt;
             st.connect.fatal = class == ErrorClass::Fatal;
             st.connect.last_error = Some(Arc::clone(&error));
             let delay = self.next_backoff(&st);
             st.connect.next_attempt = Some(now.plus(delay));
+            self.inv.publish(&st);
             st.connect.failures
         };
         self.counters.connect_failures.fetch_add(1, Relaxed);
@@ -340,6 +385,57 @@ impl<M: Manager> Shared<M> {
             class,
             consecutive,
         });
+        self.wake.notify_waiters();
+    }
+
+    /// A connection failed (a failed or panicking ping, reset or probe, a
+    /// socket found closed): the next connect waits for the backoff, exactly
+    /// as after a failed connect (defect 1: a server that accepts connects
+    /// but fails every ping must not be stormed with connects).
+    pub(crate) fn note_connection_failure(&self) {
+        let now = clock::now();
+        let mut st = self.inv.lock();
+        st.connect.failures = st.connect.failures.saturating_add(1);
+        let at = now.plus(self.next_backoff(&st));
+        st.connect.next_attempt = Some(st.connect.next_attempt.map_or(at, |t| t.max(at)));
+        self.inv.publish(&st);
+    }
+
+    /// A round trip on a connection succeeded: the server works. Ends the
+    /// backoff and the black hole.
+    pub(crate) fn note_proven(&self) {
+        if !self.inv.summary.failing.load(Relaxed) {
+            return; // nothing to clear: no lock on a healthy pool's returns
+        }
+        let cleared = {
+            let mut st = self.inv.lock();
+            let cleared = st.connect.black_hole.take().is_some();
+            if st.connect.failures > 0 {
+                st.connect.failures = 0;
+                st.connect.next_attempt = None;
+            }
+            self.inv.publish(&st);
+            cleared
+        };
+        if cleared {
+            tracing::info!(pool = %self.cfg.name, "the server answers again");
+        }
+    }
+
+    /// The server stopped answering (`ErrorClass::Unresponsive`, seen on a
+    /// connection of `generation`): retire every connection handed out
+    /// before (once per generation), and fail waiting checkouts fast until
+    /// a round trip succeeds.
+    pub(crate) fn black_hole(&self, generation: u64, error: SharedError) {
+        self.invalidate(
+            Some(generation),
+            crate::observe::InvalidationCause::Unresponsive,
+        );
+        {
+            let mut st = self.inv.lock();
+            st.connect.black_hole = Some(error);
+            self.inv.publish(&st);
+        }
         self.wake.notify_waiters();
     }
 }

@@ -17,7 +17,7 @@ pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// Why a checkout failed.
 ///
-/// For `Unavailable` and `Fatal`, [`source`](StdError::source) is the
+/// For `Unavailable`, `Fatal` and `Unresponsive`, [`source`](StdError::source) is the
 /// driver's own error, so `err.source()?.downcast_ref::<DriverError>()`
 /// works.
 #[derive(Debug, Clone)]
@@ -39,6 +39,17 @@ pub enum PoolError {
         /// The connect error.
         source: SharedError,
     },
+    /// The server stopped answering while its sockets stayed open (a frozen
+    /// server, a black-holed route; see
+    /// [`ErrorClass::Unresponsive`](crate::ErrorClass::Unresponsive)).
+    /// Checkouts fail fast with it until one round trip succeeds; the pool
+    /// keeps trying to connect with backoff. Check the server and the
+    /// network path to it.
+    Unresponsive {
+        /// The error that showed it: a ping that outlived
+        /// `validation_timeout` ([`CallTimeout`]) or the manager's own.
+        source: SharedError,
+    },
     /// [`try_get`](crate::Pool::try_get) found no idle connection.
     Busy,
     /// The pool was closed with [`Pool::close`](crate::Pool::close).
@@ -55,6 +66,9 @@ impl fmt::Display for PoolError {
             PoolError::Fatal { .. } => f.write_str(
                 "cannot connect to the database: the server rejected the connection settings (credentials, database name or TLS); fix the configuration",
             ),
+            PoolError::Unresponsive { .. } => f.write_str(
+                "database not answering: a connection's socket is open but the server did not reply in time; checkouts fail fast until a round trip succeeds (check the server and the network path)",
+            ),
             PoolError::Busy => f.write_str("no idle connection available right now"),
             PoolError::Closed => f.write_str("the pool is closed"),
         }
@@ -65,9 +79,9 @@ impl StdError for PoolError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             PoolError::Timeout(t) => t.source(),
-            PoolError::Unavailable { source } | PoolError::Fatal { source } => {
-                Some(&**source as &(dyn StdError + 'static))
-            }
+            PoolError::Unavailable { source }
+            | PoolError::Fatal { source }
+            | PoolError::Unresponsive { source } => Some(&**source as &(dyn StdError + 'static)),
             PoolError::Busy | PoolError::Closed => None,
         }
     }
@@ -140,6 +154,37 @@ impl StdError for TimeoutError {
             .map(|e| e as &(dyn StdError + 'static))
     }
 }
+
+/// A manager call that outlived its bound (`validation_timeout`,
+/// `reset_timeout`): the source of a [`PoolError::Unresponsive`] when a
+/// validation ping timed out.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} did not answer within {after:?}")]
+pub struct CallTimeout {
+    /// Which call.
+    pub call: crate::observe::ManagerCall,
+    /// Its bound.
+    pub after: Duration,
+}
+
+/// A manager method panicked. The pool caught it, discarded the connection
+/// it was working on (if any), counted it (`PoolStatus::manager_panics`)
+/// and backs off as after an error.
+#[derive(Debug, thiserror::Error)]
+#[error("the manager panicked in {call}: {message}")]
+pub struct ManagerPanic {
+    /// Which call.
+    pub call: crate::observe::ManagerCall,
+    /// The panic's message, when it was a string.
+    pub message: String,
+}
+
+/// An error a borrower reported ([`PooledConnection::report_error`](crate::PooledConnection::report_error))
+/// that black-holed the pool, as text (the driver's error stays with the
+/// borrower).
+#[derive(Debug, thiserror::Error)]
+#[error("a borrower's command got no answer in time: {0}")]
+pub(crate) struct Reported(pub(crate) String);
 
 /// A configuration [`Builder::build`](crate::Builder::build) refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

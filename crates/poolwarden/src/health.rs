@@ -75,14 +75,20 @@ pub(crate) fn keepalive_period(
         Some(limit) => base.min(limit / 2),
         None => base,
     };
-    Some(base.mul_f64(1.0 - 0.1 * random.clamp(0.0, 1.0)))
+    Some(scale(base, 1.0 - 0.1 * random.clamp(0.0, 1.0)))
+}
+
+/// `d * factor`, saturating at `Duration::MAX` (where `Duration::mul_f64`
+/// panics on `Duration::MAX * 1.0` after rounding).
+pub(crate) fn scale(d: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
 /// When a connection opened at `created` must retire: `max_lifetime` less a
 /// random share (`random` in `[0, 1)`) of `lifetime_jitter` (F12).
 pub(crate) fn retire_at(cfg: &PoolConfig, created: Tick, random: f64) -> Option<Tick> {
     let life = cfg.max_lifetime?;
-    let jitter = life.mul_f64(cfg.lifetime_jitter * random.clamp(0.0, 1.0));
+    let jitter = scale(life, cfg.lifetime_jitter * random.clamp(0.0, 1.0));
     Some(created.plus(life.saturating_sub(jitter)))
 }
 

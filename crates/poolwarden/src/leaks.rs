@@ -26,7 +26,7 @@ pub(crate) struct Found {
 
 /// The hold after which a checkout is reported as near the server timeout.
 pub(crate) fn near_server_timeout(server_idle_timeout: Duration) -> Duration {
-    server_idle_timeout.mul_f64(NEAR_SERVER_TIMEOUT)
+    crate::health::scale(server_idle_timeout, NEAR_SERVER_TIMEOUT)
 }
 
 impl<M: Manager> Shared<M> {
@@ -37,7 +37,8 @@ impl<M: Manager> Shared<M> {
             return 0;
         };
         let mut found = Found::default();
-        self.slots.each(|slot| {
+        for cell in self.inv.all_slots() {
+            let mut slot = cell.lock();
             if slot.record.active {
                 let held = now.since(slot.record.since);
                 if !slot.record.leak_reported && held >= threshold {
@@ -52,7 +53,7 @@ impl<M: Manager> Shared<M> {
                     }
                 }
             }
-        });
+        }
         for (info, backtrace) in &found.leaks {
             self.counters.leaks.fetch_add(1, Relaxed);
             #[cfg(feature = "metrics")]

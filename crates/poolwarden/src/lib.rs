@@ -2,6 +2,7 @@
 
 mod builder;
 mod bulkhead;
+mod call;
 mod checkout;
 mod clock;
 mod config;
@@ -9,6 +10,7 @@ mod connect;
 mod error;
 mod guard;
 mod health;
+mod inventory;
 mod leaks;
 mod lifecycle;
 mod maintain;
@@ -29,10 +31,10 @@ pub use builder::{Builder, StartError};
 pub use bulkhead::{Bulkhead, BulkheadConnection, BulkheadError};
 pub use config::{IdleOrder, PoolConfig, WhenUnavailable};
 pub use connect::ConnectTimeout;
-pub use error::{BuildError, PoolError, SharedError, TimeoutError};
+pub use error::{BuildError, CallTimeout, ManagerPanic, PoolError, SharedError, TimeoutError};
 pub use guard::PooledConnection;
 pub use manager::{ConnectionFacts, ErrorClass, Manager, Probe};
-pub use observe::{Event, InvalidationCause, Observer};
+pub use observe::{Event, InvalidationCause, ManagerCall, Observer};
 pub use pool::Pool;
 pub use status::{CheckoutInfo, CloseReason, ClosedCounts, PoolStatus};
 pub use transactional::Transactional;

@@ -26,8 +26,8 @@ impl<M: Manager> Pool<M> {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let (idle, connecting, closed) = {
-                let st = shared.state.lock();
-                (st.idle.len() as u32, st.connecting, st.closed)
+                let st = shared.inv.lock();
+                (st.idle(), st.connecting(), st.closed())
             };
             if closed {
                 return Err(PoolError::Closed);
@@ -58,25 +58,20 @@ impl<M: Manager> Pool<M> {
     /// dropping the future only stops the waiting for returns.
     pub async fn close(&self) {
         let shared = &self.shared;
-        let idle: Vec<_> = {
-            let mut st = shared.state.lock();
-            st.closed = true;
-            st.publish();
-            st.idle.drain(..).collect()
-        };
-        shared.sem.close();
+        let idle = shared.inv.close();
         shared.wake.notify_waiters();
-        for conn in idle {
-            shared.close_conn(conn, CloseReason::PoolClosed);
+        for live in idle {
+            shared.close_conn(live, CloseReason::PoolClosed, false);
         }
-        let deadline = tokio::time::Instant::now() + shared.cfg.close_timeout;
+        let deadline =
+            crate::clock::deadline_after(tokio::time::Instant::now(), shared.cfg.close_timeout);
         loop {
             let notified = shared.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let (open, held) = {
-                let st = shared.state.lock();
-                (st.open, st.in_use())
+                let st = shared.inv.lock();
+                (st.open(), st.in_use())
             };
             if open == 0 {
                 return;

@@ -9,57 +9,79 @@ use std::sync::{Arc, Weak};
 
 use crate::clock;
 use crate::health::{self, WhileIdle};
-use crate::manager::{ErrorClass, Manager};
-use crate::observe::InvalidationCause;
+use crate::manager::Manager;
+use crate::observe::ManagerCall;
 use crate::pool::Shared;
-use crate::recycle::Working;
-use crate::slots::Idle;
+use crate::recycle::Held;
 use crate::status::CloseReason;
 
+/// Clears `maintenance_running` when the task ends or is dropped (its
+/// runtime shut down), so the next checkout starts a new one (defect 4).
+struct Running<M: Manager>(Weak<Shared<M>>);
+
+impl<M: Manager> Drop for Running<M> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.maintenance_running.store(false, Relaxed);
+        }
+    }
+}
+
 impl<M: Manager> Shared<M> {
-    /// Start the maintenance task once, on the first runtime that needs it.
+    /// Start the maintenance task, on the current runtime, unless one runs.
     pub(crate) fn start_maintenance(self: &Arc<Self>) {
-        if self.maintenance_started.load(Relaxed) || self.maintenance_started.swap(true, Relaxed) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.maintenance_running.swap(true, Relaxed) {
             return;
         }
+        *self.runtime.lock() = Some(handle.clone());
         let weak = Arc::downgrade(self);
-        let period = self.cfg.maintenance_interval;
-        let started = self.spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let running = Running(weak.clone());
+        let period = self.cfg.maintenance_interval.min(clock::NO_LIMIT);
+        drop(handle.spawn(async move {
+            let _running = running;
             loop {
-                tick.tick().await;
                 let Some(shared) = Weak::upgrade(&weak) else {
                     return;
                 };
-                if shared.state.lock().closed {
+                if shared.inv.is_closed() {
                     return;
                 }
                 shared.maintain().await;
+                drop(shared);
+                tokio::time::sleep(period).await;
             }
-        });
-        if !started {
-            self.maintenance_started.store(false, Relaxed);
-        }
+        }));
     }
 
     /// One maintenance pass.
     pub(crate) async fn maintain(self: &Arc<Self>) {
         self.check_fork();
-        let now = self.now_refresh();
+        let now = clock::now();
         self.scan_leaks(now);
         // Idle connections: retire or ping, one at a time, each taken out of
         // the idle set with its permit so no checkout can claim it meanwhile.
-        let mut budget = self.cfg.max_open();
-        while budget > 0 {
-            budget -= 1;
-            let Some((idle, action)) = self.take_idle_needing_work() else {
-                break;
-            };
+        let generation = self.generation.load(Relaxed);
+        while let Some((live, action)) = self.inv.take_idle_where(|st, live| {
+            let above_min = st.open() > self.cfg.min_idle;
+            match health::while_idle(
+                &live.slot.lock().meta,
+                now,
+                generation,
+                &self.cfg,
+                above_min,
+            ) {
+                WhileIdle::Keep => None,
+                action => Some(action),
+            }
+        }) {
+            let held = Held::counted(self, live, CloseReason::ValidationFailed);
             match action {
-                WhileIdle::Retire(reason) => self.close_conn(idle, reason),
-                WhileIdle::Ping => self.keepalive(idle).await,
-                WhileIdle::Keep => self.put_idle(idle),
+                WhileIdle::Retire(reason) => held.close(reason),
+                WhileIdle::Ping => self.keepalive(held).await,
+                WhileIdle::Keep => held.finish_idle(now),
             }
         }
         let _ = self.plan_connects(None);
@@ -67,63 +89,25 @@ impl<M: Manager> Shared<M> {
         self.metrics.gauges(&self.status());
     }
 
-    /// Take the first idle connection that must retire or be pinged.
-    fn take_idle_needing_work(&self) -> Option<(Idle<M::Connection>, WhileIdle)> {
-        let now = clock::now();
-        let generation = self.generation.load(Relaxed);
-        let needs_work = |st: &crate::slots::State<M::Connection>| {
-            let above_min = st.open > self.cfg.min_idle;
-            st.idle.iter().position(|i| {
-                let slot = self.slots.get(i.slot);
-                health::while_idle(&slot.meta, now, generation, &self.cfg, above_min)
-                    != WhileIdle::Keep
-            })
-        };
-        // Cheap look first: most passes find nothing to do.
-        needs_work(&self.state.lock())?;
-        let permit = self.sem.try_acquire().ok()?;
-        let mut st = self.state.lock();
-        let Some(index) = needs_work(&st) else {
-            drop(st);
-            drop(permit); // nothing claimed: the permit goes back
-            return None;
-        };
-        permit.forget();
-        let above_min = st.open > self.cfg.min_idle;
-        let idle = st.idle.remove(index)?;
-        drop(st);
-        let action = health::while_idle(
-            &self.slots.get(idle.slot).meta,
-            now,
-            generation,
-            &self.cfg,
-            above_min,
-        );
-        Some((idle, action))
-    }
-
     /// Ping an idle connection so the server, proxies and NATs keep it (F3).
-    async fn keepalive(self: &Arc<Self>, idle: Idle<M::Connection>) {
+    /// A failure is logged at `warn` and observed (`Event::CallFailed`).
+    async fn keepalive(self: &Arc<Self>, mut held: Held<M>) {
         self.counters.validations.fetch_add(1, Relaxed);
-        let mut working = Working::new(Arc::clone(self), idle, false);
-        let res = {
-            let idle = working.idle_mut();
-            tokio::time::timeout(
+        let target = held.target();
+        let res = self
+            .bounded(
+                ManagerCall::Keepalive,
+                target,
                 self.cfg.validation_timeout,
-                self.manager.validate(&mut idle.conn),
+                self.manager.validate(held.conn_mut()),
             )
-            .await
-        };
+            .await;
         match res {
-            Ok(Ok(())) => working.finish_idle(clock::now()),
-            Ok(Err(e)) => {
-                if self.manager.classify(&e) == ErrorClass::Disconnect {
-                    let generation = working.generation();
-                    self.invalidate(Some(generation), InvalidationCause::Disconnect);
-                }
-                working.finish_close(CloseReason::ValidationFailed);
+            Ok(()) => {
+                self.note_proven();
+                held.finish_idle(clock::now());
             }
-            Err(_) => working.finish_close(CloseReason::ValidationFailed),
+            Err(_) => held.close(CloseReason::ValidationFailed),
         }
     }
 }

@@ -26,8 +26,20 @@ pub enum ErrorClass {
     Usage,
     /// Retrying will not help: bad credentials, unknown database, TLS
     /// misconfiguration (F11). Waiting checkouts fail at once with this error
-    /// and new connects are attempted only after the backoff ceiling.
+    /// and new connects are attempted only every `fatal_retry_interval`.
     Fatal,
+    /// The server did not answer within a deadline while its socket stayed
+    /// open (a frozen server, a black-holed route, a hung proxy). The
+    /// connection is discarded (its protocol state is unknown), and the pool
+    /// treats the server as not answering ("black hole"): waiting checkouts
+    /// fail fast with this error, connections handed out before it are
+    /// retired at return, and one successful round trip (connect or
+    /// validation) clears it.
+    ///
+    /// The pool produces this class itself when a validation ping outlives
+    /// `validation_timeout`; managers return it from
+    /// [`classify`](Manager::classify) for their own command deadlines.
+    Unresponsive,
     /// An ordinary error (syntax error, deadlock, lock wait timeout, refused
     /// connection that may succeed later). The connection, if any, is kept.
     Keep,
@@ -145,6 +157,16 @@ pub trait Manager: Send + Sync + 'static {
     /// [`validate`](Manager::validate), [`reset`](Manager::reset) or the
     /// application's own use of a connection.
     fn classify(&self, error: &Self::Error) -> ErrorClass;
+
+    /// Called right before a connection is handed to a borrower, with the
+    /// deadline the checkout carries for the borrower's commands
+    /// ([`Pool::get_until`](crate::Pool::get_until)), or `None`.
+    ///
+    /// Synchronous and without I/O: a manager stores the deadline where its
+    /// command wrappers read it. The default does nothing.
+    fn on_hand_out(&self, conn: &mut Self::Connection, deadline: Option<tokio::time::Instant>) {
+        let _ = (conn, deadline);
+    }
 
     /// Facts about the server learned when `conn` was opened.
     ///

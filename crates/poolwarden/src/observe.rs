@@ -43,6 +43,52 @@ pub enum InvalidationCause {
     Requested,
     /// The process forked (F8).
     Forked,
+    /// The server stopped answering while its sockets stayed open
+    /// ([`ErrorClass::Unresponsive`]).
+    Unresponsive,
+}
+
+/// A [`Manager`](crate::Manager) method the pool calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ManagerCall {
+    /// [`connect`](crate::Manager::connect) (and `facts` right after it).
+    Connect,
+    /// [`validate`](crate::Manager::validate) at checkout.
+    Validate,
+    /// [`validate`](crate::Manager::validate) by the keepalive of an idle
+    /// connection.
+    Keepalive,
+    /// [`reset`](crate::Manager::reset) after a return.
+    Reset,
+    /// [`probe`](crate::Manager::probe) or
+    /// [`probe_returned`](crate::Manager::probe_returned).
+    Probe,
+    /// [`classify`](crate::Manager::classify).
+    Classify,
+    /// [`on_hand_out`](crate::Manager::on_hand_out).
+    HandOut,
+}
+
+impl ManagerCall {
+    /// A stable snake_case name, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagerCall::Connect => "connect",
+            ManagerCall::Validate => "validate",
+            ManagerCall::Keepalive => "keepalive",
+            ManagerCall::Reset => "reset",
+            ManagerCall::Probe => "probe",
+            ManagerCall::Classify => "classify",
+            ManagerCall::HandOut => "on_hand_out",
+        }
+    }
+}
+
+impl std::fmt::Display for ManagerCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Something that happened in the pool, handed to an [`Observer`].
@@ -64,6 +110,20 @@ pub enum Event<'a> {
         class: ErrorClass,
         /// Failures in a row so far.
         consecutive: u32,
+    },
+    /// A manager call on an open connection failed, timed out or panicked
+    /// (a failed connect is [`Event::ConnectFailed`]). Also logged at
+    /// `warn`. The connection was closed.
+    CallFailed {
+        /// Which call.
+        call: ManagerCall,
+        /// The connection's id.
+        connection_id: u64,
+        /// The error: the driver's, a [`CallTimeout`](crate::CallTimeout)
+        /// or a [`ManagerPanic`](crate::ManagerPanic).
+        error: &'a (dyn StdError + Send + Sync + 'static),
+        /// How the pool treated it.
+        class: ErrorClass,
     },
     /// A connection was handed out.
     CheckedOut {

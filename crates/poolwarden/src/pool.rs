@@ -1,20 +1,20 @@
 //! The [`Pool`] handle and the state every handle and guard shares.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::builder::Builder;
 use crate::clock;
 use crate::config::PoolConfig;
 use crate::error::PoolError;
 use crate::guard::PooledConnection;
+use crate::inventory::Inventory;
 use crate::manager::Manager;
 use crate::observe::{Event, InvalidationCause, Observer};
-use crate::slots::{Slots, State};
 use crate::status::{CheckoutInfo, CloseReason, Counters, PoolStatus};
 
 /// A pool of database connections. Cheap to clone: clones share one pool.
@@ -45,71 +45,47 @@ impl<M: Manager> std::fmt::Debug for Pool<M> {
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) cfg: PoolConfig,
-    /// One permit per idle connection not yet claimed (see `slots.rs`).
-    /// Its FIFO queue is the waiter queue: a returned connection goes to the
-    /// oldest waiter, and a new checkout cannot barge ahead of it (F7).
-    pub(crate) sem: Semaphore,
-    pub(crate) state: Mutex<State<M::Connection>>,
-    /// Per-connection facts and checkout records (see `slots.rs`).
-    pub(crate) slots: Slots,
+    /// The connections and their accounting (`inventory.rs`).
+    pub(crate) inv: Inventory<M::Connection>,
     /// Connections opened in an older generation are retired (F2).
     pub(crate) generation: AtomicU64,
     /// Connections opened in a generation older than this were inherited
     /// from a parent process: they are forgotten, never closed (F8).
     pub(crate) fork_generation: AtomicU64,
     pub(crate) pid: AtomicU32,
-    /// A recent reading of the clock, refreshed by maintenance and slow
-    /// checkouts: the return path estimates "now" as the later of this and
-    /// the hand-out time, so a clean return reads no clock (see `check_in`).
-    pub(crate) recent: AtomicU64,
     pub(crate) counters: Counters,
-    /// Published by the state for lock-free reads (see `slots.rs`).
-    pub(crate) summary: Arc<crate::slots::Summary>,
-    /// Woken when connecting succeeds or fails, and when a connection
-    /// closes: waiters re-plan, `close()` re-checks.
+    /// Woken when connecting succeeds or fails, when a connection closes and
+    /// when the server stops answering: waiters re-plan, `close()` re-checks.
     pub(crate) wake: Notify,
     pub(crate) observer: Option<Arc<dyn Observer>>,
-    pub(crate) maintenance_started: AtomicBool,
-    pub(crate) runtime: OnceLock<tokio::runtime::Handle>,
+    /// Set while a maintenance task runs; its task clears it when dropped
+    /// (its runtime shut down), so the next checkout starts another.
+    pub(crate) maintenance_running: AtomicBool,
+    /// The runtime of the latest maintenance task, for background work
+    /// started where no runtime is current (a guard dropped on a plain
+    /// thread).
+    pub(crate) runtime: Mutex<Option<tokio::runtime::Handle>>,
     #[cfg(feature = "metrics")]
     pub(crate) metrics: crate::observe::Metrics,
 }
 
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, cfg: PoolConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        let state = State::new(cfg.max_open());
-        let summary = Arc::clone(&state.summary);
         Shared {
-            summary,
             manager,
-            sem: Semaphore::new(0),
-            state: Mutex::new(state),
-            slots: Slots::new(cfg.max_open()),
+            inv: Inventory::new(cfg.max_size, cfg.max_open(), cfg.idle_order),
             generation: AtomicU64::new(0),
             fork_generation: AtomicU64::new(0),
             pid: AtomicU32::new(std::process::id()),
-            recent: AtomicU64::new(clock::now().as_nanos()),
             counters: Counters::default(),
             wake: Notify::new(),
             observer,
-            maintenance_started: AtomicBool::new(false),
-            runtime: OnceLock::new(),
+            maintenance_running: AtomicBool::new(false),
+            runtime: Mutex::new(None),
             #[cfg(feature = "metrics")]
             metrics: crate::observe::Metrics::new(&cfg.name),
             cfg,
         }
-    }
-
-    /// Read the clock and remember the reading for the return path.
-    pub(crate) fn now_refresh(&self) -> clock::Tick {
-        let now = clock::now();
-        self.recent.fetch_max(now.as_nanos(), Relaxed);
-        now
-    }
-
-    /// The last remembered reading (never later than now).
-    pub(crate) fn recent(&self) -> clock::Tick {
-        clock::Tick::from_nanos(self.recent.load(Relaxed))
     }
 
     pub(crate) fn emit(&self, event: Event<'_>) {
@@ -127,12 +103,11 @@ impl<M: Manager> Shared<M> {
     {
         let handle = match tokio::runtime::Handle::try_current() {
             Ok(h) => h,
-            Err(_) => match self.runtime.get() {
-                Some(h) => h.clone(),
+            Err(_) => match self.runtime.lock().clone() {
+                Some(h) => h,
                 None => return false,
             },
         };
-        let _ = self.runtime.set(handle.clone());
         drop(handle.spawn(fut));
         true
     }
@@ -187,15 +162,17 @@ impl<M: Manager> Shared<M> {
             generation: self.generation.load(Relaxed),
             ..PoolStatus::default()
         };
-        {
-            let st = self.state.lock();
-            s.open = st.open;
-            s.idle = st.idle.len() as u32;
+        let slots = {
+            let st = self.inv.lock();
+            s.open = st.open();
+            s.idle = st.idle();
             s.in_use = st.in_use();
-            s.waiting = st.waiting();
-            s.connecting = st.connecting;
-        }
-        s.checkouts = self.slots.handed_out();
+            s.background = st.background();
+            s.connecting = st.connecting();
+            st.all_slots()
+        };
+        s.waiting = self.inv.waiting();
+        s.checkouts = slots.iter().map(|c| c.lock().handed_out).sum();
         s.overflow = s.open.saturating_sub(self.cfg.max_size);
         self.counters.fill(&mut s);
         s
@@ -210,6 +187,11 @@ impl<M: Manager> Shared<M> {
             connection_id,
             reason,
         });
+        // A connection that failed (rather than one retired by policy)
+        // feeds the connect backoff, whatever made it fail (defect 1).
+        if reason.is_failure() {
+            self.note_connection_failure();
+        }
     }
 }
 
@@ -235,7 +217,11 @@ impl<M: Manager> Pool<M> {
     ///   server does not answer (with the default
     ///   [`WhenUnavailable::FailFast`](crate::WhenUnavailable::FailFast)).
     /// - [`PoolError::Fatal`] when the server rejects the connection settings.
-    /// - [`PoolError::Closed`] after [`Pool::close`].
+    /// - [`PoolError::Unresponsive`] when the server stopped answering while
+    ///   its sockets stayed open ([`ErrorClass::Unresponsive`](crate::ErrorClass::Unresponsive)):
+    ///   fails fast until a round trip succeeds.
+    /// - [`PoolError::Closed`] after [`Pool::close`], including when the pool
+    ///   closes while this checkout pings a connection.
     ///
     /// # Cancel safety
     /// Cancel safe. Dropping the future gives up the place in the queue;
@@ -248,7 +234,33 @@ impl<M: Manager> Pool<M> {
     ) -> impl std::future::Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
         let location = std::panic::Location::caller();
         let timeout = self.shared.cfg.checkout_timeout;
-        async move { self.shared.checkout(location, timeout).await }
+        async move { self.shared.checkout(location, timeout, None).await }
+    }
+
+    /// Like [`get`](Pool::get), but the wait (and validation) ends at
+    /// `deadline` if that is earlier than now + `checkout_timeout`; the
+    /// deadline is passed to [`Manager::on_hand_out`] so the connection's
+    /// commands can be bounded by it, and is available to the borrower as
+    /// [`PooledConnection::deadline`].
+    ///
+    /// # Errors
+    /// As [`get`](Pool::get); a deadline already passed fails at once with
+    /// [`PoolError::Timeout`].
+    ///
+    /// # Cancel safety
+    /// As [`get`](Pool::get).
+    #[track_caller]
+    pub fn get_until(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> impl std::future::Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
+        let location = std::panic::Location::caller();
+        let timeout = self.shared.cfg.checkout_timeout;
+        async move {
+            self.shared
+                .checkout(location, timeout, Some(deadline))
+                .await
+        }
     }
 
     /// Like [`get`](Pool::get) with another timeout.
@@ -264,7 +276,7 @@ impl<M: Manager> Pool<M> {
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
         let location = std::panic::Location::caller();
-        async move { self.shared.checkout(location, timeout).await }
+        async move { self.shared.checkout(location, timeout, None).await }
     }
 
     /// Check out an idle connection that needs no ping, without waiting.
@@ -286,7 +298,7 @@ impl<M: Manager> Pool<M> {
 
     /// Every live checkout, longest held first: who holds what (F6).
     pub fn checkouts(&self) -> Vec<CheckoutInfo> {
-        self.shared.slots.checkouts(clock::now())
+        crate::slots::checkouts(&self.shared.inv.all_slots(), clock::now())
     }
 
     /// Retire every connection opened before now, lazily: idle ones at
@@ -308,6 +320,6 @@ impl<M: Manager> Pool<M> {
 
     /// Whether [`close`](Pool::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.state.lock().closed
+        self.shared.inv.is_closed()
     }
 }

@@ -76,6 +76,15 @@ impl CloseReason {
         }
     }
 
+    /// Whether the connection failed (as opposed to being retired by
+    /// policy): such closes feed the connect backoff.
+    pub(crate) fn is_failure(self) -> bool {
+        matches!(
+            self,
+            CloseReason::Closed | CloseReason::ResetFailed | CloseReason::ValidationFailed
+        )
+    }
+
     fn index(self) -> usize {
         CloseReason::ALL
             .iter()
@@ -147,12 +156,15 @@ pub struct PoolStatus {
     pub max_size: u32,
     /// `max_size + max_overflow`.
     pub max_open: u32,
-    /// Open connections: idle, checked out, or being reset.
+    /// Open connections: `idle + in_use + background`.
     pub open: u32,
     /// Idle connections.
     pub idle: u32,
-    /// Checked-out connections.
+    /// Checked-out connections: with a borrower, nothing else.
     pub in_use: u32,
+    /// Connections the pool is working on off any borrower's hands: a
+    /// checkout's validation ping, a reset after return, a keepalive ping.
+    pub background: u32,
     /// Open connections beyond `max_size`.
     pub overflow: u32,
     /// Checkouts waiting for a connection.
@@ -179,6 +191,8 @@ pub struct PoolStatus {
     pub resets: u64,
     /// Validation pings run at checkout or by keepalive.
     pub validations: u64,
+    /// Manager methods that panicked (each caught, its connection closed).
+    pub manager_panics: u64,
 }
 
 /// One live checkout: who holds which connection, since when (F6).
@@ -233,6 +247,7 @@ pub(crate) struct Counters {
     pub(crate) leaks: AtomicU64,
     pub(crate) resets: AtomicU64,
     pub(crate) validations: AtomicU64,
+    pub(crate) manager_panics: AtomicU64,
 }
 
 impl Counters {
@@ -263,5 +278,6 @@ impl Counters {
         s.leaks = self.leaks.load(Relaxed);
         s.resets = self.resets.load(Relaxed);
         s.validations = self.validations.load(Relaxed);
+        s.manager_panics = self.manager_panics.load(Relaxed);
     }
 }

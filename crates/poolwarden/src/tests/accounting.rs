@@ -147,7 +147,7 @@ async fn contention_with_aborts_keeps_every_invariant() {
     }
     // Resets finish in the background.
     for _ in 0..100 {
-        if pool.status().in_use == 0 && pool.shared.state.lock().resetting == 0 {
+        if pool.status().in_use == 0 && pool.status().background == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -271,8 +271,9 @@ async fn idle_timeout_closes_idle_connections_above_min_idle() {
 fn bookkeeping_per_connection_stays_under_256_bytes() {
     // One slot (facts + checkout record, behind its lock), one free-list
     // entry, and the idle entry's slot index.
-    let per_connection = std::mem::size_of::<parking_lot::Mutex<crate::slots::Slot>>()
-        + 2 * std::mem::size_of::<u32>();
+    let per_connection = std::mem::size_of::<crate::slots::SlotCell>()
+        + std::mem::size_of::<u32>()
+        + 3 * std::mem::size_of::<usize>();
     eprintln!("bookkeeping per connection: {per_connection} bytes");
     assert!(per_connection < 256, "{per_connection} bytes");
 }

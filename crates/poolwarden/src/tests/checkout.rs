@@ -61,7 +61,7 @@ async fn failed_validation_is_replaced_within_the_same_checkout() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn hung_validation_is_bounded_and_replaced() {
+async fn hung_validation_is_bounded_and_fails_fast_as_unresponsive() {
     let m = Scripted::default();
     let pool = pool_with(&m, |b| {
         b.validation_timeout(Duration::from_secs(1))
@@ -70,11 +70,14 @@ async fn hung_validation_is_bounded_and_replaced() {
     drop(pool.get().await.unwrap());
     tokio::time::advance(Duration::from_secs(5)).await;
     m.validates([Step::Never]);
-    let conn = pool
-        .get()
-        .await
-        .expect("replaced after the validation timeout");
-    assert_eq!(conn.id, 2);
+    let start = tokio::time::Instant::now();
+    let err = pool.get().await.unwrap_err();
+    assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "validation_timeout"
+    );
     assert_eq!(pool.status().closed.validation_failed, 1);
 }
 
@@ -188,9 +191,9 @@ async fn lifetime_jitter_spreads_retirement() {
         held.push(pool.get().await.unwrap());
     }
     let mut deadlines = std::collections::BTreeSet::new();
-    pool.shared.slots.each(|s| {
-        deadlines.insert(s.meta.retire_at);
-    });
+    for cell in pool.shared.inv.all_slots() {
+        deadlines.insert(cell.lock().meta.retire_at);
+    }
     assert!(
         deadlines.len() > 10,
         "retirements are spread: {deadlines:?}"

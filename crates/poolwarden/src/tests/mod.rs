@@ -3,6 +3,8 @@
 mod accounting;
 mod checkout;
 mod connect;
+mod contract;
+mod defects;
 mod leaks;
 mod return_path;
 mod script;
@@ -34,7 +36,7 @@ fn observed(
 
 /// Check the accounting invariants.
 fn check(pool: &TestPool) {
-    pool.shared.state.lock().debug_check();
+    pool.shared.inv.debug_check();
 }
 
 /// Let spawned background work (connects, resets) run to completion.

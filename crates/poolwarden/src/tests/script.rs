@@ -16,6 +16,8 @@ pub(crate) enum Step {
     Err(ErrorClass),
     Slow(Duration),
     Never,
+    /// The manager panics.
+    Panic,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,10 @@ pub(crate) struct ScriptError(pub(crate) ErrorClass);
 pub(crate) struct Conn {
     pub(crate) id: u64,
     pub(crate) probe: Probe,
+    /// The deadline `on_hand_out` last saw.
+    pub(crate) deadline: Option<tokio::time::Instant>,
+    /// Times `on_hand_out` was called.
+    pub(crate) handed_out: u32,
     live: Arc<AtomicUsize>,
 }
 
@@ -54,6 +60,10 @@ pub(crate) struct Script {
     pub(crate) reset: Mutex<VecDeque<Step>>,
     pub(crate) counts: Counts,
     pub(crate) server_idle_timeout: Mutex<Option<Duration>>,
+    /// Panic in the next this many `probe` calls.
+    pub(crate) probe_panics: AtomicUsize,
+    /// Panic in the next this many `facts` calls.
+    pub(crate) facts_panics: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -85,6 +95,12 @@ impl Scripted {
     pub(crate) fn live(&self) -> usize {
         self.0.counts.live.load(SeqCst)
     }
+    pub(crate) fn panic_probes(&self, n: usize) {
+        self.0.probe_panics.store(n, SeqCst);
+    }
+    pub(crate) fn panic_facts(&self, n: usize) {
+        self.0.facts_panics.store(n, SeqCst);
+    }
     pub(crate) fn max_live(&self) -> usize {
         self.0.counts.max_live.load(SeqCst)
     }
@@ -99,6 +115,7 @@ async fn run(step: Option<Step>) -> Result<(), ScriptError> {
             Ok(())
         }
         Step::Never => std::future::pending().await,
+        Step::Panic => panic!("scripted manager panic"),
     }
 }
 
@@ -115,6 +132,8 @@ impl Manager for Scripted {
         Ok(Conn {
             id: self.0.next_id.fetch_add(1, SeqCst) + 1,
             probe: Probe::Clean,
+            deadline: None,
+            handed_out: 0,
             live: Arc::clone(&self.0.counts.live),
         })
     }
@@ -130,7 +149,15 @@ impl Manager for Scripted {
     }
 
     fn probe(&self, conn: &mut Conn) -> Probe {
+        if take_one(&self.0.probe_panics) {
+            panic!("scripted probe panic");
+        }
         conn.probe
+    }
+
+    fn on_hand_out(&self, conn: &mut Conn, deadline: Option<tokio::time::Instant>) {
+        conn.deadline = deadline;
+        conn.handed_out += 1;
     }
 
     async fn reset(&self, conn: &mut Conn) -> Result<(), ScriptError> {
@@ -146,8 +173,16 @@ impl Manager for Scripted {
     }
 
     fn facts(&self, _: &Conn) -> ConnectionFacts {
+        if take_one(&self.0.facts_panics) {
+            panic!("scripted facts panic");
+        }
         ConnectionFacts::with_idle_timeout(*self.0.server_idle_timeout.lock())
     }
+}
+
+/// Decrement `n` if positive; whether it was.
+fn take_one(n: &AtomicUsize) -> bool {
+    n.fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1)).is_ok()
 }
 
 /// Records every event as text.
@@ -168,6 +203,9 @@ impl Observer for Recorder {
             Event::Connected { .. } => "connected".to_owned(),
             Event::CheckedOut { .. } => "checked_out".to_owned(),
             Event::CheckedIn { .. } => "checked_in".to_owned(),
+            Event::CallFailed { call, class, .. } => {
+                format!("call_failed {} {class:?}", call.as_str())
+            }
         };
         self.0.lock().push(line);
     }

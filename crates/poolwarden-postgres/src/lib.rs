@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+
+mod cancel;
+mod classify;
+mod conn;
+mod connect;
+mod error;
+mod facts;
+mod manager;
+mod policy;
+mod reset;
+mod sql;
+mod task;
+mod track;
+mod transactional;
+
+pub use classify::{classify_error, classify_postgres, classify_sqlstate, Classifier};
+pub use conn::{PgConn, PgStatement, Query, STATEMENT_CACHE_SIZE};
+pub use connect::{DEFAULT_APPLICATION_NAME, DEFAULT_TCP_KEEPALIVE};
+pub use error::Error;
+pub use facts::{PgServerFacts, FACTS_SQL};
+pub use manager::{PgManager, DEFAULT_CANCEL_TIMEOUT};
+pub use policy::ResetPolicy;
+pub use reset::CLEAN_SQL;
+pub use sql::{effect, may_change_session, Effect, SessionEffect, TxEffect};
+
+pub use tokio_postgres;

@@ -1,0 +1,399 @@
+//! # The inventory: the one owner of the pool's accounting
+//!
+//! Every connection the pool is responsible for is, at each moment, in
+//! exactly one of these places, and only the methods of this module move it:
+//!
+//! | where | counted in | moved in by | moved out by |
+//! |---|---|---|---|
+//! | being opened | `connecting` | [`State::reserve_connect`] | [`Inventory::opened`], [`Inventory::abandon_connect`] |
+//! | idle | `idle` + one permit | [`Inventory::put_idle`] | [`Inventory::try_take`], [`Inventory::take`], [`Inventory::take_idle_where`], [`Inventory::close`] |
+//! | with a borrower | `open` (in use) | (a [`Live`] handed out) | (its return) |
+//! | worked on off any borrower's path (a checkout's ping, a reset, a keepalive) | `background` | [`Inventory::enter_background`] | [`Inventory::leave_background`] |
+//! | gone | - | [`Inventory::forget`] (frees its slot) | - |
+//!
+//! A connection out of the idle set travels as a [`Live`], which only this
+//! module can create ([`Inventory::opened`]): holding one is the proof that
+//! the connection is counted in `open` and owns a slot.
+//!
+//! # Invariants
+//! - `open + connecting <= max_open` (checked in [`State::reserve_connect`]).
+//! - Every open connection owns exactly one slot; a slot is on the free
+//!   list exactly when no connection owns it ([`Inventory::opened`],
+//!   [`Inventory::forget`]).
+//! - The semaphore's permits equal the idle connections not yet claimed:
+//!   [`Inventory::put_idle`] pushes, then adds one permit; every take spends
+//!   (forgets) one permit and then pops. So a permit holder always finds a
+//!   connection, except after [`Inventory::close`] drained the idle set.
+//! - `idle + background <= open`; `in_use = open - idle - background`
+//!   counts exactly the connections with a borrower.
+//!
+//! Lock order: the state lock before a slot lock, never the reverse.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
+
+use crate::clock::Tick;
+use crate::config::IdleOrder;
+use crate::error::SharedError;
+use crate::health::Meta;
+use crate::slots::SlotCell;
+use crate::status::CloseReason;
+
+/// Proof of origin: only this module can make a [`Live`].
+#[derive(Debug)]
+struct Counted(());
+
+/// An open connection the pool owns, out of the idle set: claimed by a
+/// checkout, with a borrower, or in background work. Holding one means it is
+/// counted in `open` and owns `slot`; it leaves only through
+/// [`Inventory::put_idle`] or [`Inventory::forget`].
+pub(crate) struct Live<C> {
+    pub(crate) conn: C,
+    pub(crate) slot: Arc<SlotCell>,
+    _counted: Counted,
+}
+
+impl<C> Live<C> {
+    /// The slot's index (for checkout ids and the free list).
+    pub(crate) fn index(&self) -> u32 {
+        self.slot.index
+    }
+}
+
+/// Why connects are not succeeding, and when to try again.
+#[derive(Default)]
+pub(crate) struct ConnectState {
+    /// Failures in a row (failed connects, and connections that failed
+    /// before proving themselves: a failed ping, a panic). Reset only by
+    /// proof that the server works: a successful ping or a clean return.
+    pub(crate) failures: u32,
+    pub(crate) last_error: Option<SharedError>,
+    /// Connect attempts started so far; each attempt's number is the value
+    /// after its start.
+    pub(crate) attempts: u64,
+    /// The number of the attempt that produced `last_error`.
+    pub(crate) last_error_attempt: u64,
+    /// The last connect error was fatal (F11).
+    pub(crate) fatal: bool,
+    /// No new connect before this (backoff).
+    pub(crate) next_attempt: Option<Tick>,
+    /// The server stopped answering (`ErrorClass::Unresponsive`): checkouts
+    /// that would wait fail fast with this, until a round trip succeeds.
+    pub(crate) black_hole: Option<SharedError>,
+}
+
+/// What the state publishes for lock-free reads by checkouts.
+#[derive(Debug, Default)]
+pub(crate) struct Summary {
+    /// Checkouts waiting for a connection.
+    pub(crate) waiting: AtomicU32,
+    /// Mirror of `ConnectState::attempts`.
+    pub(crate) attempts: AtomicU64,
+    /// A hint: every connection the pool may open is open or opening, and
+    /// connecting is not failing, so a waiting checkout has no connect to
+    /// plan. A stale value only delays planning until the next wake-up
+    /// (every change that matters wakes waiters), never loses it.
+    pub(crate) settled: AtomicBool,
+    /// Connects are backing off or the server does not answer: a proof of
+    /// health (`note_proven`) has something to clear.
+    pub(crate) failing: AtomicBool,
+}
+
+/// Everything guarded by the pool's lock.
+pub(crate) struct State<C> {
+    idle: VecDeque<Live<C>>,
+    open: u32,
+    connecting: u32,
+    background: u32,
+    /// Every slot allocated so far (index = position); grows as
+    /// connections open, never beyond the most open at once.
+    slots: Vec<Arc<SlotCell>>,
+    free: Vec<u32>,
+    next_connection_id: u64,
+    pub(crate) connect: ConnectState,
+    closed: bool,
+    max_open: u32,
+}
+
+impl<C> State<C> {
+    pub(crate) fn open(&self) -> u32 {
+        self.open
+    }
+    pub(crate) fn idle(&self) -> u32 {
+        self.idle.len() as u32
+    }
+    pub(crate) fn connecting(&self) -> u32 {
+        self.connecting
+    }
+    pub(crate) fn background(&self) -> u32 {
+        self.background
+    }
+    pub(crate) fn closed(&self) -> bool {
+        self.closed
+    }
+    /// Connections with a borrower.
+    pub(crate) fn in_use(&self) -> u32 {
+        self.open - self.idle() - self.background
+    }
+
+    /// Reserve room for one connect, if the limits allow it. Returns the
+    /// attempt's number; the caller wraps it in a `Reservation` at once.
+    pub(crate) fn reserve_connect(&mut self) -> Option<u64> {
+        // Invariant: open + connecting <= max_open.
+        if self.closed || self.open.saturating_add(self.connecting) >= self.max_open {
+            return None;
+        }
+        self.connecting += 1;
+        self.connect.attempts += 1;
+        Some(self.connect.attempts)
+    }
+
+    /// Every slot, for scans (leaks, `checkouts()`); the caller locks them
+    /// one at a time after releasing the state lock.
+    pub(crate) fn all_slots(&self) -> Vec<Arc<SlotCell>> {
+        self.slots.clone()
+    }
+}
+
+/// The locked state, the semaphore and the slots of one pool.
+pub(crate) struct Inventory<C> {
+    state: Mutex<State<C>>,
+    /// One permit per idle connection not yet claimed. Its FIFO queue is
+    /// the waiter queue: a returned connection goes to the oldest waiter,
+    /// and a new checkout cannot barge ahead of it (F7).
+    sem: Semaphore,
+    pub(crate) summary: Summary,
+    max_size: u32,
+    order: IdleOrder,
+}
+
+/// The outcome of [`Inventory::try_take`].
+pub(crate) enum Take<C> {
+    /// A connection, and how many stay idle.
+    Got(Live<C>, u32),
+    Empty,
+    Closed,
+}
+
+impl<C> Inventory<C> {
+    pub(crate) fn new(max_size: u32, max_open: u32, order: IdleOrder) -> Self {
+        Inventory {
+            state: Mutex::new(State {
+                idle: VecDeque::new(),
+                open: 0,
+                connecting: 0,
+                background: 0,
+                slots: Vec::new(),
+                free: Vec::new(),
+                next_connection_id: 1,
+                connect: ConnectState::default(),
+                closed: false,
+                max_open,
+            }),
+            sem: Semaphore::new(0),
+            summary: Summary::default(),
+            max_size,
+            order,
+        }
+    }
+
+    /// Lock the state (planning, status, decisions that read the counts).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<C>> {
+        self.state.lock()
+    }
+
+    /// Refresh the published summary after a change of counts or of the
+    /// connect state. Call with the lock held.
+    pub(crate) fn publish(&self, st: &State<C>) {
+        let failing = st.connect.failures > 0 || st.connect.black_hole.is_some();
+        let settled =
+            !st.closed && st.open.saturating_add(st.connecting) >= st.max_open && !failing;
+        self.summary.settled.store(settled, Relaxed);
+        self.summary.failing.store(failing, Relaxed);
+        self.summary.attempts.store(st.connect.attempts, Relaxed);
+    }
+
+    /// Checkouts waiting for a connection.
+    pub(crate) fn waiting(&self) -> u32 {
+        self.summary.waiting.load(Relaxed)
+    }
+
+    /// connecting -> open: a connect finished. Allocates (or reuses) a slot,
+    /// fills it with `meta` and the new connection id. Returns the id.
+    pub(crate) fn opened(&self, conn: C, meta: Meta) -> (Live<C>, u64) {
+        let (cell, id) = {
+            let mut st = self.state.lock();
+            st.connecting -= 1;
+            st.open += 1;
+            let id = st.next_connection_id;
+            st.next_connection_id += 1;
+            // Invariant: a slot is free exactly when no connection owns it.
+            let cell = match st.free.pop() {
+                Some(i) => Arc::clone(&st.slots[i as usize]),
+                None => {
+                    let cell = Arc::new(SlotCell::new(st.slots.len() as u32));
+                    st.slots.push(Arc::clone(&cell));
+                    cell
+                }
+            };
+            self.publish(&st);
+            (cell, id)
+        };
+        cell.lock().meta = Meta { id, ..meta };
+        let live = Live {
+            conn,
+            slot: cell,
+            _counted: Counted(()),
+        };
+        (live, id)
+    }
+
+    /// connecting -> nothing: a connect failed or was abandoned.
+    pub(crate) fn abandon_connect(&self) {
+        let mut st = self.state.lock();
+        st.connecting -= 1;
+        self.publish(&st);
+    }
+
+    /// owned -> idle: the only place that pushes an idle connection and the
+    /// only place that adds a permit. Refused (the connection is handed
+    /// back with the reason to close it) when the pool is closed or
+    /// `max_size` connections are already idle (overflow, F7).
+    pub(crate) fn put_idle(&self, live: Live<C>) -> Result<(), (Live<C>, CloseReason)> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err((live, CloseReason::PoolClosed));
+        }
+        if st.idle() >= self.max_size {
+            return Err((live, CloseReason::Overflow));
+        }
+        st.idle.push_back(live);
+        drop(st);
+        // NOTE: the permit is added *after* the push, so a permit holder
+        // always finds a connection to pop.
+        self.sem.add_permits(1);
+        Ok(())
+    }
+
+    /// idle -> owned, without waiting.
+    pub(crate) fn try_take(&self) -> Take<C> {
+        match self.sem.try_acquire() {
+            Ok(permit) => match self.take(permit) {
+                Some(got) => Take::Got(got.0, got.1),
+                None => Take::Closed,
+            },
+            Err(TryAcquireError::NoPermits) => Take::Empty,
+            Err(TryAcquireError::Closed) => Take::Closed,
+        }
+    }
+
+    /// idle -> owned, spending the permit a waiter was granted. `None` when
+    /// `close()` drained the idle set under an already granted permit.
+    pub(crate) fn take(&self, permit: SemaphorePermit<'_>) -> Option<(Live<C>, u32)> {
+        permit.forget();
+        let mut st = self.state.lock();
+        let live = match self.order {
+            IdleOrder::Lifo => st.idle.pop_back(),
+            IdleOrder::Fifo => st.idle.pop_front(),
+        }?;
+        Some((live, st.idle()))
+    }
+
+    /// idle -> background: the first idle connection `pick` chooses,
+    /// counted in `background` from the same lock. For maintenance.
+    pub(crate) fn take_idle_where<T>(
+        &self,
+        mut pick: impl FnMut(&State<C>, &Live<C>) -> Option<T>,
+    ) -> Option<(Live<C>, T)> {
+        let permit = self.sem.try_acquire().ok()?;
+        let mut st = self.state.lock();
+        let Some((index, what)) = st
+            .idle
+            .iter()
+            .enumerate()
+            .find_map(|(i, live)| pick(&st, live).map(|w| (i, w)))
+        else {
+            drop(st);
+            drop(permit); // nothing taken: the permit goes back
+            return None;
+        };
+        permit.forget();
+        let live = st.idle.remove(index)?;
+        st.background += 1;
+        Some((live, what))
+    }
+
+    /// Wait for a permit (an idle connection) in FIFO order.
+    pub(crate) async fn acquire(&self) -> Option<SemaphorePermit<'_>> {
+        self.sem.acquire().await.ok()
+    }
+
+    /// owned -> background.
+    pub(crate) fn enter_background(&self) {
+        self.state.lock().background += 1;
+    }
+
+    /// background -> owned.
+    pub(crate) fn leave_background(&self) {
+        self.state.lock().background -= 1;
+    }
+
+    /// owned -> gone: the connection itself is already closed or forgotten
+    /// (so at most `max_open` exist at any moment); free its slot.
+    pub(crate) fn forget(&self, slot: &SlotCell, background: bool) {
+        let mut st = self.state.lock();
+        if background {
+            st.background -= 1;
+        }
+        st.open -= 1;
+        st.free.push(slot.index);
+        self.publish(&st);
+    }
+
+    /// Close: no more permits, no more pushes; the idle connections are
+    /// handed to the caller to close. Returns them (empty on a second call).
+    pub(crate) fn close(&self) -> Vec<Live<C>> {
+        let mut st = self.state.lock();
+        st.closed = true;
+        self.publish(&st);
+        let idle = st.idle.drain(..).collect();
+        drop(st);
+        self.sem.close();
+        idle
+    }
+
+    /// Whether `close()` was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Every slot (see [`State::all_slots`]).
+    pub(crate) fn all_slots(&self) -> Vec<Arc<SlotCell>> {
+        self.state.lock().all_slots()
+    }
+
+    /// Check the invariants (tests).
+    #[cfg(test)]
+    pub(crate) fn debug_check(&self) {
+        let st = self.state.lock();
+        assert!(
+            st.open.saturating_add(st.connecting) <= st.max_open,
+            "over max_open"
+        );
+        assert_eq!(
+            st.slots.len() - st.free.len(),
+            st.open as usize,
+            "slot accounting"
+        );
+        assert!(st.idle() + st.background <= st.open);
+        assert_eq!(
+            self.sem.available_permits(),
+            if st.closed { 0 } else { st.idle.len() },
+            "permits == unclaimed idle connections"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The interface contract with the deadlines and Postgres branches
+//! (`/work/CONTRACT.md`): `on_hand_out`, `get_until`,
+//! `PooledConnection::deadline`, `ErrorClass::Unresponsive` ("black hole"),
+//! a bounded `close`.
+
+use std::time::Duration;
+
+use super::script::{Scripted, Step};
+use super::{check, observed, pool_with, settle};
+use crate::{ErrorClass, PoolError, PooledConnection};
+
+#[tokio::test(start_paused = true)]
+async fn get_until_passes_its_deadline_to_the_manager_and_the_guard() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| b);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let conn = pool.get_until(deadline).await.unwrap();
+    assert_eq!(conn.deadline, Some(deadline));
+    assert_eq!(PooledConnection::deadline(&conn), Some(deadline));
+    drop(conn);
+    let conn = pool.get().await.unwrap();
+    assert_eq!(conn.deadline, None, "get() carries no deadline");
+    assert_eq!(conn.handed_out, 2, "on_hand_out before every hand-out");
+    assert_eq!(PooledConnection::deadline(&conn), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_until_waits_no_longer_than_its_deadline() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| {
+        b.max_size(1).checkout_timeout(Duration::from_secs(10))
+    });
+    let held = pool.get().await.unwrap();
+    let start = tokio::time::Instant::now();
+    let err = pool
+        .get_until(start + Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    // A later deadline than checkout_timeout: the timeout still holds.
+    let start = tokio::time::Instant::now();
+    let err = pool
+        .get_until(start + Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    // A deadline already passed: fails at once.
+    drop(held);
+    let err = pool
+        .get_until(tokio::time::Instant::now())
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_until_bounds_the_validation_ping() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| b.validation_timeout(Duration::from_secs(5)));
+    drop(pool.get().await.unwrap());
+    tokio::time::advance(Duration::from_secs(5)).await;
+    m.validates([Step::Never]);
+    let start = tokio::time::Instant::now();
+    let err = pool
+        .get_until(start + Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    settle().await;
+    assert_eq!(
+        pool.status().open,
+        0,
+        "the half-pinged connection is closed"
+    );
+}
+
+/// A validation ping that times out is an `Unresponsive` event: the checkout
+/// and waiting checkouts fail fast with it, connections handed out before
+/// are retired at return, and a successful connect clears it.
+#[tokio::test(start_paused = true)]
+async fn a_validation_timeout_black_holes_the_pool_until_a_round_trip_succeeds() {
+    let m = Scripted::default();
+    let (pool, rec) = observed(&m, |b| {
+        b.max_size(3)
+            .validation_timeout(Duration::from_secs(1))
+            .checkout_timeout(Duration::from_secs(30))
+    });
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    drop(b);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    m.validates([Step::Never]);
+    let start = tokio::time::Instant::now();
+    let err = pool.get().await.unwrap_err();
+    assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "one ping timeout");
+    assert_eq!(rec.count("call_failed validate Unresponsive"), 1);
+    // While black-holed, a checkout that finds no usable connection fails
+    // at once instead of waiting for a frozen server.
+    let start = tokio::time::Instant::now();
+    let err = pool.get().await.unwrap_err();
+    assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    // The connection handed out before is retired at return.
+    drop(a);
+    assert_eq!(pool.status().open, 0);
+    // A checkout after the backoff starts a connect and still fails fast;
+    // the connect succeeds (the server answers again) and clears it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = pool.get().await.unwrap_err();
+    assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
+    settle().await;
+    let conn = pool.get().await.expect("cleared by the successful connect");
+    drop(conn);
+    check(&pool);
+}
+
+/// A manager reporting `Unresponsive` (a command deadline) black-holes the
+/// pool the same way; waiting checkouts fail fast.
+#[tokio::test(start_paused = true)]
+async fn a_reported_unresponsive_error_fails_waiting_checkouts_fast() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| {
+        b.max_size(1).checkout_timeout(Duration::from_secs(30))
+    });
+    let mut held = pool.get().await.unwrap();
+    let p = pool.clone();
+    let waiter = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    settle().await;
+    let class = held.report_error(&super::script::ScriptError(ErrorClass::Unresponsive));
+    assert_eq!(class, ErrorClass::Unresponsive);
+    settle().await;
+    let res = waiter.await.unwrap();
+    assert!(
+        matches!(res, Err(PoolError::Unresponsive { .. })),
+        "{res:?}"
+    );
+    drop(held);
+    assert_eq!(pool.status().open, 0, "the connection is discarded");
+    // One successful connect clears it.
+    let _ = pool.get().await;
+    settle().await;
+    assert!(pool.get().await.is_ok());
+}
+
+/// `close()` returns within `close_timeout` even when the server is frozen
+/// under a reset and a checkout is never returned.
+#[tokio::test(start_paused = true)]
+async fn close_is_bounded_by_close_timeout() {
+    let m = Scripted::default();
+    m.resets([Step::Never]);
+    let pool = pool_with(&m, |b| {
+        b.reset_timeout(Duration::from_secs(3600))
+            .close_timeout(Duration::from_secs(2))
+    });
+    let mut dirty = pool.get().await.unwrap();
+    let held = pool.get().await.unwrap();
+    dirty.probe = crate::Probe::NeedsReset;
+    drop(dirty);
+    settle().await;
+    let start = tokio::time::Instant::now();
+    pool.close().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    drop(held);
+    assert_eq!(pool.status().in_use, 0);
+}
