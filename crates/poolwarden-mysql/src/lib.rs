@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod classify;
+mod cluster;
 mod conn;
 mod connect;
 mod deadline;
@@ -17,6 +18,10 @@ mod track;
 mod transactional;
 
 pub use classify::{classify_error, classify_server, codes, Classifier};
+pub use cluster::{
+    ClusterBuilder, ClusterConn, ClusterError, ClusterManager, DownReason, NodeState, NodeStatus,
+    Reading, Routing, METRIC_CLUSTER_NODE_CONNECTIONS, METRIC_CLUSTER_NODE_UP,
+};
 pub use conn::MySqlConn;
 pub use connect::DEFAULT_TCP_KEEPALIVE;
 pub use deadline::{CommandTimeout, DeadlineSource, WithTimeout};
