@@ -29,7 +29,12 @@ impl Load {
         let ops = Arc::new(Mutex::new(Vec::new()));
         let handles = (0..tasks)
             .map(|task| {
-                let (c, stop, ok, ops) = (Arc::clone(c), Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&ops));
+                let (c, stop, ok, ops) = (
+                    Arc::clone(c),
+                    Arc::clone(&stop),
+                    Arc::clone(&ok),
+                    Arc::clone(&ops),
+                );
                 tokio::spawn(async move {
                     for _ in 0..max_ops {
                         if stop.load(Relaxed) {
@@ -51,7 +56,12 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, ok, ops, handles }
+        Load {
+            stop,
+            ok,
+            ops,
+            handles,
+        }
     }
 
     async fn wait_ok(&self, n: u64, limit: Duration) -> bool {
@@ -95,7 +105,9 @@ pub(crate) async fn restart(db: &mut Postgres, url: &str) {
         tokio::task::block_in_place(|| db.start_again()).expect("restarting the server");
         let ready = Instant::now();
         let ok_at_ready = load.ok.load(Relaxed);
-        let recovered = load.wait_ok(ok_at_ready + 2000, Duration::from_secs(30)).await;
+        let recovered = load
+            .wait_ok(ok_at_ready + 2000, Duration::from_secs(30))
+            .await;
         let ops = load.finish().await;
         let before = ops.iter().filter(|(s, _, ok)| *s < ready && !ok).count();
         let after = ops.iter().filter(|(s, _, ok)| *s >= ready && !ok).count();
@@ -107,7 +119,10 @@ pub(crate) async fn restart(db: &mut Postgres, url: &str) {
         println!(
             "| {} | {before} | {after} | {} | {} |",
             kind.name(),
-            first.map_or("none".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0)),
+            first.map_or("none".to_owned(), |d| format!(
+                "{:.1}",
+                d.as_secs_f64() * 1000.0
+            )),
             if recovered && warmed { "yes" } else { "**no**" }
         );
         if let Ok(c) = Arc::try_unwrap(c) {
@@ -122,6 +137,12 @@ pub(crate) async fn restart(db: &mut Postgres, url: &str) {
 /// limit is lifted under load and the time until the pool holds a second
 /// connection is measured.
 pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
+    // The limit is changed through an in-process superuser session, so the
+    // regrowth clock starts when the server has committed the change.
+    let (admin, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .expect("an admin session");
+    tokio::spawn(connection);
     println!("## One connection slot left (16 tasks × 50 requests, pool of 10)\n");
     println!(
         "The pool's role has `CONNECTION LIMIT 1`, so every connect beyond the first is refused \
@@ -136,12 +157,16 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
         if kind == Kind::Dedicated {
             continue;
         }
-        let _ = db.admin("ALTER ROLE slot CONNECTION LIMIT 1");
+        admin
+            .batch_execute("ALTER ROLE slot CONNECTION LIMIT 1")
+            .await
+            .expect("limiting the role");
         let c = Arc::new(build(kind, url_for_role, 10).await);
         let t = Instant::now();
         let load = Load::start(&c, 16, Duration::from_secs(10), 50);
         // At most 60 s: what is not served by then counts as not served.
-        while t.elapsed() < Duration::from_secs(60) && !load.handles.iter().all(|h| h.is_finished()) {
+        while t.elapsed() < Duration::from_secs(60) && !load.handles.iter().all(|h| h.is_finished())
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let took = t.elapsed();
@@ -152,7 +177,10 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
         let bg = Load::start(&c, 16, Duration::from_secs(10), usize::MAX);
         let _ = bg.wait_ok(50, Duration::from_secs(10)).await;
         let open_before = c.open();
-        let _ = db.admin("ALTER ROLE slot CONNECTION LIMIT -1");
+        admin
+            .batch_execute("ALTER ROLE slot CONNECTION LIMIT -1")
+            .await
+            .expect("lifting the limit");
         let lifted = Instant::now();
         let mut regrowth = None;
         if open_before == Some(1) {
