@@ -108,9 +108,10 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   "commands out of sync" family).
 /// * [`ErrorClass::Broken`]: other protocol damage, and client-side
 ///   statement errors that mysql_async raises inside a command (it closes the
-///   socket after them, so the connection is gone). For now also a
-///   [`CommandTimeout`] (a command that passed its deadline), which becomes
-///   the class for "the server did not answer" once the pool has it.
+///   socket after them, so the connection is gone).
+/// * [`ErrorClass::Unresponsive`]: a [`CommandTimeout`] (a command that
+///   passed its deadline while the socket stayed open); `Keep` for one
+///   that was not sent because its deadline had already passed.
 /// * [`ErrorClass::Fatal`]: 1044, 1045, 1049, 1129, 1130, 1251, 1524, 1698,
 ///   1820, 1862, 3118, 3159, 4151, URL errors, TLS and authentication-plugin
 ///   configuration errors (F11).
@@ -129,17 +130,21 @@ pub fn classify_error(error: &Error) -> ErrorClass {
         Error::Io(e) => classify_io(e),
         Error::Driver(e) => classify_driver(e),
         Error::Url(_) => ErrorClass::Fatal,
-        Error::Other(e) if e.is::<CommandTimeout>() => command_timeout_class(),
+        Error::Other(e) if e.is::<CommandTimeout>() => {
+            command_timeout_class(e.downcast_ref::<CommandTimeout>())
+        }
         Error::Other(_) => ErrorClass::Broken,
     }
 }
 
 /// A command that passed its deadline: the server did not answer while the
-/// socket stayed open.
-// TODO(contract: ErrorClass::Unresponsive): map to `Unresponsive` once core
-// lands; `Broken` discards the connection meanwhile.
-fn command_timeout_class() -> ErrorClass {
-    ErrorClass::Broken
+/// socket stayed open. One that was not sent (its deadline had passed
+/// before) says nothing about the server or the connection.
+fn command_timeout_class(timeout: Option<&CommandTimeout>) -> ErrorClass {
+    match timeout {
+        Some(t) if !t.sent => ErrorClass::Keep,
+        _ => ErrorClass::Unresponsive,
+    }
 }
 
 /// The class of a server error, by its code.

@@ -7,6 +7,7 @@ mod checkout;
 mod clock;
 mod config;
 mod connect;
+mod deadlines;
 mod error;
 mod guard;
 mod health;
