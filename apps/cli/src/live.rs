@@ -1,12 +1,10 @@
 //! `doctor --live`: read a service's `/debug/pool` document over plain HTTP
 //! and parse it.
 //!
-//! The document is what `poolwarden` serialises: `{"pool": name, "status":
-//! PoolStatus, "checkouts": [CheckoutInfo], "config": PoolConfig}`. The core
-//! types only serialise, so the mirror types here deserialise it; unknown
-//! fields are ignored so a newer service still parses.
+//! The document is the pool's own [`poolwarden::PoolSnapshot`], read back
+//! with the same type that wrote it; unknown fields are ignored so a newer
+//! service still parses, and a config this version cannot read is dropped.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Limited};
@@ -14,7 +12,6 @@ use hyper::body::Bytes;
 use hyper::{header, Request};
 use hyper_util::rt::TokioIo;
 use poolwarden::PoolConfig;
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::DoctorError;
@@ -23,103 +20,19 @@ use crate::facts::redact;
 /// The largest document read.
 const MAX_BODY: usize = 16 << 20;
 
-/// A service's `/debug/pool` document.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct LiveReport {
-    /// The pool's name.
-    pub(crate) pool: String,
-    /// Its counts.
-    pub(crate) status: LiveStatus,
-    /// The live checkouts.
-    pub(crate) checkouts: Vec<LiveCheckout>,
-    /// Its settings, when present and readable by this version.
-    pub(crate) config: Option<PoolConfig>,
-}
+/// A service's `/debug/pool` document: the pool's own type, the one
+/// `poolwarden-axum` serves.
+pub(crate) type LiveReport = poolwarden::PoolSnapshot;
 
-/// Mirror of `poolwarden::PoolStatus`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub(crate) struct LiveStatus {
-    /// Configured `max_size`.
-    pub(crate) max_size: u32,
-    /// `max_size + max_overflow`.
-    pub(crate) max_open: u32,
-    /// Open connections.
-    pub(crate) open: u32,
-    /// Idle connections.
-    pub(crate) idle: u32,
-    /// Checked-out connections.
-    pub(crate) in_use: u32,
-    /// Open connections beyond `max_size`.
-    pub(crate) overflow: u32,
-    /// Checkouts waiting.
-    pub(crate) waiting: u32,
-    /// Connects in flight.
-    pub(crate) connecting: u32,
-    /// Connections opened so far.
-    pub(crate) created: u64,
-    /// Connections closed so far, by reason.
-    pub(crate) closed: BTreeMap<String, u64>,
-    /// Successful checkouts so far.
-    pub(crate) checkouts: u64,
-    /// Checkouts that timed out.
-    pub(crate) timeouts: u64,
-    /// Pool-wide invalidations.
-    pub(crate) invalidations: u64,
-    /// Failed connect attempts.
-    pub(crate) connect_failures: u64,
-    /// Checkouts reported as leaks.
-    pub(crate) leaks: u64,
-}
-
-/// Mirror of `poolwarden::CheckoutInfo`; durations in seconds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct LiveCheckout {
-    /// The checkout's id.
-    pub(crate) id: u64,
-    /// The connection's id.
-    pub(crate) connection_id: u64,
-    /// Where `get()` was called, `file:line:column`.
-    pub(crate) location: String,
-    /// The holder's label.
-    #[serde(default)]
-    pub(crate) label: Option<String>,
-    /// How long it has been held.
-    pub(crate) held_for: f64,
-    /// How old the connection is.
-    #[serde(default)]
-    pub(crate) connection_age: f64,
-    /// The server's idle timeout for this connection, when known.
-    #[serde(default)]
-    pub(crate) server_idle_timeout: Option<f64>,
-    /// Whether it has been reported as a leak.
-    #[serde(default)]
-    pub(crate) leak_reported: bool,
-}
-
-#[derive(Deserialize)]
-struct Raw {
-    pool: String,
-    status: LiveStatus,
-    #[serde(default)]
-    checkouts: Vec<LiveCheckout>,
-    #[serde(default)]
-    config: Option<serde_json::Value>,
-}
+/// One live checkout in it.
+pub(crate) type LiveCheckout = poolwarden::CheckoutSnapshot;
 
 /// Parses a `/debug/pool` document. A `config` this version cannot read
 /// (a newer service's) is dropped rather than failing the whole document.
 pub(crate) fn parse(body: &[u8]) -> Result<LiveReport, String> {
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let config = raw
-        .config
-        .and_then(|v| serde_json::from_value::<PoolConfig>(v).ok());
-    Ok(LiveReport {
-        pool: raw.pool,
-        status: raw.status,
-        checkouts: raw.checkouts,
-        config,
-    })
+    let raw: poolwarden::PoolSnapshot<serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(raw.map_config(|v| serde_json::from_value::<PoolConfig>(v).ok()))
 }
 
 /// GETs and parses the document at `raw_url` (plain HTTP), each step
@@ -243,7 +156,7 @@ mod tests {
         let r = parse(DOC.as_bytes()).unwrap();
         assert_eq!(r.pool, "main");
         assert_eq!(r.status.max_open, 15);
-        assert_eq!(r.status.closed["lifetime"], 2);
+        assert_eq!(r.status.closed.lifetime, 2);
         assert_eq!(r.checkouts[0].location, "src/x.rs:12:5");
         assert_eq!(r.checkouts[0].server_idle_timeout, Some(60.0));
         let cfg = r.config.unwrap();

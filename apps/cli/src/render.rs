@@ -296,10 +296,10 @@ pub(crate) fn live_human(target: &str, report: &LiveReport, findings: &[Finding]
         "{BOLD}Pool{BOLD:#}  {}  {DIM}{target}{DIM:#}",
         report.pool
     );
-    let mut closed: Vec<String> = s
-        .closed
+    let mut closed: Vec<String> = poolwarden::CloseReason::ALL
         .iter()
-        .filter(|(_, n)| **n > 0)
+        .map(|&r| (r.as_str(), s.closed.get(r)))
+        .filter(|(_, n)| *n > 0)
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     if closed.is_empty() {

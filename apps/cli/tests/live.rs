@@ -98,7 +98,10 @@ fn a_holder_past_the_server_timeout_is_a_warning_naming_location_and_label() {
     );
     // The pool's counts are shown.
     assert!(out.contains("3/10"), "{out}");
-    assert!(out.contains("closed 1, lifetime 1"), "{out}");
+    assert!(
+        out.contains("lifetime 1, closed 1"),
+        "in the pool's order: {out}"
+    );
 
     let (code, out, _) = run(&["doctor", "--live", &url, "--json"]);
     assert_eq!(code, 1);

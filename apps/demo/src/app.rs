@@ -8,11 +8,11 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use poolwarden::{Manager, Pool};
-use poolwarden_axum::TxLayer;
+use poolwarden_axum::{DeadlineLayer, TxLayer};
 use poolwarden_mysql::MySqlManager;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
@@ -53,7 +53,6 @@ pub(crate) fn router(state: AppState, http: &HttpSettings) -> Router {
         .route("/accounts", post(accounts::create))
         .route("/accounts/{id}/orders", post(orders::create))
         .layer(TxLayer::new());
-    let request_timeout = http.request_timeout;
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/accounts", get(accounts::list))
@@ -85,9 +84,9 @@ pub(crate) fn router(state: AppState, http: &HttpSettings) -> Router {
         .layer(DefaultBodyLimit::max(input::BODY_LIMIT))
         .layer(middleware::from_fn(crate::http::read_body))
         .layer(RequestBodyTimeoutLayer::new(http.body_timeout))
-        .layer(middleware::from_fn(move |req, next| {
-            within(request_timeout, req, next)
-        }))
+        // The request's deadline: checkouts wait at most until it, the
+        // handler is dropped past it (504), its connections are closed.
+        .layer(DeadlineLayer::new(http.request_timeout))
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
@@ -105,18 +104,6 @@ pub(crate) fn admin_router<M: Manager>(
     admin
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(middleware::from_fn(json_errors))
-}
-
-/// A request that takes longer than `timeout` is answered 503.
-async fn within(timeout: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Retry(format!(
-            "the request took longer than {}s and was abandoned; retry it (with the same Idempotency-Key for writes)",
-            timeout.as_secs_f64()
-        ))
-        .into_response(),
-    }
 }
 
 /// Every error status gets a JSON body: responses the framework or a layer

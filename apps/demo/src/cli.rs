@@ -56,4 +56,19 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Measure the demo on loopback against a private MariaDB: `clients`
+    /// keep-alive connections reading accounts for `seconds`, once quiet and
+    /// once with `flooders` more connections posting reports; prints both
+    /// side by side (BENCHMARKS.md).
+    Load {
+        /// Reading connections.
+        #[arg(long, default_value_t = 50)]
+        clients: u32,
+        /// Connections posting `POST /reports` in the second run.
+        #[arg(long, default_value_t = 50)]
+        flooders: u32,
+        /// Seconds each run lasts.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
 }

@@ -7,6 +7,7 @@ mod app;
 mod cli;
 mod database;
 mod http;
+mod load;
 mod logging;
 mod replay;
 mod schema;
@@ -48,6 +49,11 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::run(settings, cli.run_for).await,
             Command::ReplayIncident { seconds } => replay::run(seconds).await,
+            Command::Load {
+                clients,
+                flooders,
+                seconds,
+            } => load::run(clients, flooders, seconds).await,
         }
     });
     match result {

@@ -51,7 +51,8 @@ pub(crate) struct HttpSettings {
     /// 10s; prevents a partial body holding a handler (and its connection).
     #[serde(with = "humantime_serde")]
     pub(crate) body_timeout: Duration,
-    /// How long a request may take in all (503 after). Defaults to 30s.
+    /// How long a request may take in all: its deadline (504 after; its
+    /// checkouts wait at most until it). Defaults to 30s.
     #[serde(with = "humantime_serde")]
     pub(crate) request_timeout: Duration,
     /// Concurrent client connections; further ones wait in the listen

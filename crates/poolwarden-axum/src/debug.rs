@@ -1,51 +1,16 @@
 //! `/debug/pool`: the pool's counts, live checkouts and configuration as
-//! JSON, for operators.
+//! JSON, for operators: the core's [`PoolSnapshot`], the one definition of
+//! the document that `poolwarden doctor --live` reads back.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::{header, HeaderValue};
-use poolwarden::{CheckoutInfo, Manager, Pool, PoolConfig, PoolStatus};
-use serde::Serialize;
+use poolwarden::{Manager, Pool, PoolSnapshot};
 
 /// The path [`debug_router`] serves.
 pub const DEBUG_POOL_PATH: &str = "/debug/pool";
-
-/// Everything `/debug/pool` shows about one pool.
-///
-/// ```json
-/// {"pool": "main",
-///  "status": {"max_size": 10, "in_use": 3, "idle": 7, ...},
-///  "checkouts": [{"id": 41, "location": "src/jobs/report.rs:88:23",
-///                 "label": "export (spawned from POST /reports req=4f1c…)",
-///                 "held_for": 312.4, ...}],
-///  "config": {"name": "main", "max_size": 10, "checkout_timeout": "10s", ...}}
-/// ```
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct PoolSnapshot {
-    /// The pool's name.
-    pub pool: String,
-    /// The pool's counts.
-    pub status: PoolStatus,
-    /// Every live checkout, longest held first.
-    pub checkouts: Vec<CheckoutInfo>,
-    /// The pool's configuration.
-    pub config: PoolConfig,
-}
-
-impl PoolSnapshot {
-    /// A snapshot of `pool` now.
-    pub fn of<M: Manager>(pool: &Pool<M>) -> Self {
-        PoolSnapshot {
-            pool: pool.config().name.clone(),
-            status: pool.status(),
-            checkouts: pool.checkouts(),
-            config: pool.config().clone(),
-        }
-    }
-}
 
 /// A handler answering with the [`PoolSnapshot`] of the state's pool (never
 /// cached). Mount it yourself to serve several pools or another path; the

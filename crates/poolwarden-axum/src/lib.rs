@@ -17,7 +17,7 @@ mod tx_rejection;
 pub use context::RequestContext;
 pub use db::Db;
 pub use deadline::{DeadlineLayer, DeadlineService, RequestDeadline, DEADLINE_EXCEEDED};
-pub use debug::{debug_router, pool_debug_handler, PoolSnapshot, DEBUG_POOL_PATH};
+pub use debug::{debug_router, pool_debug_handler, DEBUG_POOL_PATH};
 pub use log_limit::{LogLimiter, LOG_INTERVAL};
 #[cfg(feature = "metrics")]
 pub use metrics::{install_prometheus, metrics_handler, metrics_router, METRICS_PATH};
@@ -25,6 +25,8 @@ pub use metrics::{install_prometheus, metrics_handler, metrics_router, METRICS_P
 pub use metrics_exporter_prometheus::PrometheusHandle;
 /// Re-exported from the core, where every manager crate can implement it.
 pub use poolwarden::Transactional;
+/// The `/debug/pool` document, defined in the core (the doctor reads it back).
+pub use poolwarden::{CheckoutSnapshot, PoolSnapshot};
 pub use rejection::{DbRejection, DATABASE_UNAVAILABLE};
 pub use request_id::REQUEST_ID_HEADER;
 pub use tx::Tx;

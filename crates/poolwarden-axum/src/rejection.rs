@@ -32,7 +32,9 @@ pub(crate) const UNAVAILABLE_MESSAGE: &str =
 /// The pool's message (holders, labels, source locations, driver errors)
 /// never reaches the client: it is logged with `tracing::error!` when the
 /// rejection is made by an extractor, or when the response is built for a
-/// rejection made with `From<PoolError>`. A checkout timeout's log line is
+/// rejection made with `From<PoolError>`, at most one line per kind of
+/// failure per [`LOG_INTERVAL`](crate::LOG_INTERVAL) ([`LogLimiter`]), with
+/// the count of those held back. A checkout timeout's log line is
 /// the [`TimeoutError`](poolwarden::TimeoutError)'s message, which names the
 /// pool's longest holders.
 #[derive(Debug)]

@@ -22,6 +22,7 @@ mod recycle;
 pub mod redact;
 pub mod rules;
 mod slots;
+mod snapshot;
 mod status;
 mod transactional;
 
@@ -37,5 +38,6 @@ pub use guard::PooledConnection;
 pub use manager::{ConnectionFacts, ErrorClass, Manager, Probe};
 pub use observe::{Event, InvalidationCause, ManagerCall, Observer};
 pub use pool::Pool;
+pub use snapshot::{CheckoutSnapshot, PoolSnapshot};
 pub use status::{CheckoutInfo, CloseReason, ClosedCounts, PoolStatus};
 pub use transactional::Transactional;

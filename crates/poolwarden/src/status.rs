@@ -94,7 +94,8 @@ impl CloseReason {
 }
 
 /// Connections closed so far, by reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct ClosedCounts {
     /// See [`CloseReason::Stale`].
@@ -149,7 +150,8 @@ impl ClosedCounts {
 }
 
 /// A snapshot of the pool's counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct PoolStatus {
     /// Configured `max_size`.

@@ -229,23 +229,33 @@ pub(crate) fn leaks_so_far(report: &LiveReport) -> Option<Finding> {
 
 /// Closes by reason, where a reason points at a failure mode.
 pub(crate) fn closes(report: &LiveReport) -> Vec<Finding> {
-    const NOTABLE: [(&str, &str, &str); 7] = [
-        ("closed", "F3", "closed by the server or the network"),
-        ("validation_failed", "F1/F3", "failed the checkout ping"),
+    use poolwarden::CloseReason;
+    const NOTABLE: [(CloseReason, &str, &str); 7] = [
         (
-            "server_idle_timeout",
+            CloseReason::Closed,
+            "F3",
+            "closed by the server or the network",
+        ),
+        (
+            CloseReason::ValidationFailed,
+            "F1/F3",
+            "failed the checkout ping",
+        ),
+        (
+            CloseReason::ServerIdleTimeout,
             "F1",
             "retired before the server's idle timeout",
         ),
-        ("reset_failed", "F4", "failed the reset on return"),
-        ("corrupt", "F5", "returned mid-protocol"),
-        ("stale", "F2", "invalidated after a disconnect"),
-        ("forked", "F8", "dropped after a fork"),
+        (CloseReason::ResetFailed, "F4", "failed the reset on return"),
+        (CloseReason::Corrupt, "F5", "returned mid-protocol"),
+        (CloseReason::Stale, "F2", "invalidated after a disconnect"),
+        (CloseReason::Forked, "F8", "dropped after a fork"),
     ];
     NOTABLE
         .iter()
-        .filter_map(|(reason, fid, words)| {
-            let n = report.status.closed.get(*reason).copied().unwrap_or(0);
+        .filter_map(|&(reason, fid, words)| {
+            let n = report.status.closed.get(reason);
+            let reason = reason.as_str();
             (n > 0).then(|| {
                 Finding::new(
                     Severity::Info,

@@ -242,3 +242,58 @@ pub(crate) async fn legacy(ctx: RequestContext, State(state): State<AppState>) -
 pub(crate) fn legacy_hold(wait_timeout: Duration) -> Duration {
     wait_timeout + Duration::from_secs(2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reports(queue: usize, keep: usize) -> Reports {
+        Reports::new(ReportSettings {
+            queue,
+            keep,
+            keep_for: Duration::from_secs(600),
+            ..ReportSettings::default()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn results_are_bounded_and_expire() {
+        let r = reports(4, 3);
+        for _ in 0..10 {
+            let (id, permit) = r.start().unwrap();
+            r.finish(id, Report::Done { rows: Vec::new() });
+            drop(permit);
+        }
+        assert_eq!(r.held(), 3, "only the newest `keep` are kept");
+        assert!(r.get(10).is_some() && r.get(7).is_none());
+        tokio::time::advance(Duration::from_secs(601)).await;
+        assert!(r.get(10).is_none(), "expired");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_refuses_when_full_and_shutdown_waits_for_accepted_reports() {
+        let r = Arc::new(reports(2, 10));
+        let (a, pa) = r.start().unwrap();
+        let (_b, pb) = r.start().unwrap();
+        assert!(matches!(r.start(), Err(ApiError::Busy(_))));
+        drop(pb);
+        let finisher = tokio::spawn({
+            let r = r.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                r.finish(a, Report::Done { rows: Vec::new() });
+                drop(pa);
+            }
+        });
+        assert!(
+            r.drain(Duration::from_secs(30)).await,
+            "waited for report {a}"
+        );
+        assert!(matches!(r.get(a), Some(Report::Done { .. })));
+        assert!(
+            matches!(r.start(), Err(ApiError::Retry(_))),
+            "closed after draining"
+        );
+        finisher.await.unwrap();
+    }
+}

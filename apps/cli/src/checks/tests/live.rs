@@ -5,31 +5,31 @@ use crate::live::{LiveCheckout, LiveReport};
 
 // ---- live
 
+// The document types are the pool's (#[non_exhaustive]): built from JSON,
+// as the doctor reads them.
 fn checkout(held: f64, timeout: Option<f64>, leak: bool) -> LiveCheckout {
-    LiveCheckout {
-        id: 7,
-        connection_id: 3,
-        location: "src/jobs/report.rs:88:5".to_owned(),
-        label: Some("nightly-report".to_owned()),
-        held_for: held,
-        connection_age: held + 1.0,
-        server_idle_timeout: timeout,
-        leak_reported: leak,
-    }
+    serde_json::from_value(serde_json::json!({
+        "id": 7,
+        "connection_id": 3,
+        "location": "src/jobs/report.rs:88:5",
+        "label": "nightly-report",
+        "held_for": held,
+        "connection_age": held + 1.0,
+        "server_idle_timeout": timeout,
+        "leak_reported": leak,
+    }))
+    .unwrap()
 }
 
 fn report(checkouts: Vec<LiveCheckout>) -> LiveReport {
-    LiveReport {
-        pool: "main".to_owned(),
-        status: LiveStatus {
-            max_size: 10,
-            max_open: 10,
-            in_use: checkouts.len() as u32,
-            ..LiveStatus::default()
-        },
-        checkouts,
-        config: Some(cfg()),
-    }
+    let mut r: LiveReport = serde_json::from_value(serde_json::json!({
+        "pool": "main",
+        "status": {"max_size": 10, "max_open": 10, "in_use": checkouts.len()},
+    }))
+    .unwrap();
+    r.checkouts = checkouts;
+    r.config = Some(cfg());
+    r
 }
 
 #[test]
@@ -108,8 +108,8 @@ fn live_timeouts_leaks_and_closes() {
     assert!(timeouts(&r).is_none() && leaks_so_far(&r).is_none() && closes(&r).is_empty());
     r.status.timeouts = 3;
     r.status.leaks = 1;
-    r.status.closed.insert("closed".to_owned(), 2);
-    r.status.closed.insert("lifetime".to_owned(), 9);
+    r.status.closed.closed = 2;
+    r.status.closed.lifetime = 9;
     assert_eq!(timeouts(&r).unwrap().severity, Severity::Warn);
     assert_eq!(leaks_so_far(&r).unwrap().severity, Severity::Info);
     let cs = closes(&r);

@@ -10,7 +10,6 @@ use poolwarden::PoolConfig;
 
 use super::*;
 use crate::facts::{Flavor, ServerFacts};
-use crate::live::LiveStatus;
 
 pub(super) const MIN: u64 = 60;
 
