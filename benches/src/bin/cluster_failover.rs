@@ -36,22 +36,33 @@ enum Contender {
     /// `rollback_only`: `ResetPolicy::Rollback` instead of the default
     /// `Auto` (which resets the session after every INSERT: it may have
     /// set `LAST_INSERT_ID()`).
-    Poolwarden { rollback_only: bool },
-    HaproxyMysqlAsync { tuned: bool },
-    HaproxySqlx { tuned: bool },
+    Poolwarden {
+        rollback_only: bool,
+    },
+    HaproxyMysqlAsync {
+        tuned: bool,
+    },
+    HaproxySqlx {
+        tuned: bool,
+    },
 }
 
 impl Contender {
     fn name(self) -> String {
         match self {
-            Contender::Poolwarden { rollback_only: false } => {
-                "poolwarden ClusterManager (single writer, failback 5 s; default reset policy)".into()
+            Contender::Poolwarden {
+                rollback_only: false,
+            } => "poolwarden ClusterManager (single writer, failback 5 s; default reset policy)"
+                .into(),
+            Contender::Poolwarden {
+                rollback_only: true,
+            } => "poolwarden ClusterManager (same, ResetPolicy::Rollback)".into(),
+            Contender::HaproxyMysqlAsync { tuned } => {
+                format!("HAProxy ({}) + mysql_async Pool", checks(tuned))
             }
-            Contender::Poolwarden { rollback_only: true } => {
-                "poolwarden ClusterManager (same, ResetPolicy::Rollback)".into()
+            Contender::HaproxySqlx { tuned } => {
+                format!("HAProxy ({}) + sqlx MySqlPool", checks(tuned))
             }
-            Contender::HaproxyMysqlAsync { tuned } => format!("HAProxy ({}) + mysql_async Pool", checks(tuned)),
-            Contender::HaproxySqlx { tuned } => format!("HAProxy ({}) + sqlx MySqlPool", checks(tuned)),
         }
     }
 }
@@ -78,7 +89,11 @@ static ERRORS: Mutex<Vec<String>> = parking_lot::const_mutex(Vec::new());
 fn note_error(e: &str) {
     let short: String = e.chars().take(90).collect();
     let mut seen = ERRORS.lock();
-    if seen.len() < 3 && !seen.iter().any(|s| s[..s.len().min(40)] == short[..short.len().min(40)]) {
+    if seen.len() < 3
+        && !seen
+            .iter()
+            .any(|s| s[..s.len().min(40)] == short[..short.len().min(40)])
+    {
         seen.push(short);
     }
 }
@@ -126,7 +141,11 @@ impl Drop for Haproxy {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_haproxy(cluster: &Galera, tuned: bool, dir: &std::path::Path) -> (Haproxy, u16) {
@@ -142,7 +161,10 @@ fn start_haproxy(cluster: &Galera, tuned: bool, dir: &std::path::Path) -> (Hapro
     );
     for i in 0..cluster.len() {
         let backup = if i == 0 { "" } else { " backup" };
-        cfg.push_str(&format!("  server n{i} 127.0.0.1:{} {check}{backup}\n", cluster.port(i)));
+        cfg.push_str(&format!(
+            "  server n{i} 127.0.0.1:{} {check}{backup}\n",
+            cluster.port(i)
+        ));
     }
     let path = dir.join(format!("haproxy-{port}.cfg"));
     std::fs::write(&path, cfg).unwrap();
@@ -172,7 +194,11 @@ fn local_commits(cluster: &Galera) -> Vec<u64> {
             cluster
                 .admin(i, "SHOW GLOBAL STATUS LIKE 'wsrep_local_commits'")
                 .ok()
-                .and_then(|rows| rows.first().and_then(|r| r.get(1)).and_then(|v| v.parse().ok()))
+                .and_then(|rows| {
+                    rows.first()
+                        .and_then(|r| r.get(1))
+                        .and_then(|v| v.parse().ok())
+                })
                 .unwrap_or(0)
         })
         .collect()
@@ -201,12 +227,15 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
             } else {
                 poolwarden_mysql::ResetPolicy::Auto
             };
-            let m = ClusterManager::builder_from_url(&cluster.multi_host_url(user.0, user.1, "test"))
-                .unwrap()
-                .map_nodes(|n| n.reset_policy(policy))
-                .routing(Routing::SingleWriter { failback_after: Duration::from_secs(5) })
-                .check_interval(Duration::from_millis(200))
-                .build();
+            let m =
+                ClusterManager::builder_from_url(&cluster.multi_host_url(user.0, user.1, "test"))
+                    .unwrap()
+                    .map_nodes(|n| n.reset_policy(policy))
+                    .routing(Routing::SingleWriter {
+                        failback_after: Duration::from_secs(5),
+                    })
+                    .check_interval(Duration::from_millis(200))
+                    .build();
             let pool = poolwarden::Pool::builder(m)
                 .max_size(POOL)
                 .checkout_timeout(WRITE_TIMEOUT)
@@ -226,11 +255,15 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
                         .unwrap(),
                 )
             } else {
-                let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).unwrap())
-                    .prefer_socket(false)
-                    .pool_opts(mysql_async::PoolOpts::default().with_constraints(
-                        mysql_async::PoolConstraints::new(POOL as usize, POOL as usize).unwrap(),
-                    ));
+                let opts =
+                    mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).unwrap())
+                        .prefer_socket(false)
+                        .pool_opts(
+                            mysql_async::PoolOpts::default().with_constraints(
+                                mysql_async::PoolConstraints::new(POOL as usize, POOL as usize)
+                                    .unwrap(),
+                            ),
+                        );
                 Writer::MyAsync(mysql_async::Pool::new(opts))
             };
             (Some(h), w)
@@ -248,7 +281,12 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
                         return;
                     }
                     let started = Instant::now();
-                    let ok = match tokio::time::timeout(WRITE_TIMEOUT, writer.write(key_base | (t << 32) | seq)).await {
+                    let ok = match tokio::time::timeout(
+                        WRITE_TIMEOUT,
+                        writer.write(key_base | (t << 32) | seq),
+                    )
+                    .await
+                    {
                         Ok(Ok(())) => true,
                         Ok(Err(e)) => {
                             note_error(&e);
@@ -259,7 +297,11 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
                             false
                         }
                     };
-                    log.lock().push(Rec { started, finished: Instant::now(), ok });
+                    log.lock().push(Rec {
+                        started,
+                        finished: Instant::now(),
+                        ok,
+                    });
                 }
             })
         })
@@ -294,7 +336,10 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
     }
     let log = log.lock().clone();
     let rate = |from: Instant, to: Instant| {
-        let n = log.iter().filter(|r| r.ok && r.finished >= from && r.finished < to).count();
+        let n = log
+            .iter()
+            .filter(|r| r.ok && r.finished >= from && r.finished < to)
+            .count();
         n as f64 / to.duration_since(from).as_secs_f64()
     };
     let first = log
@@ -302,7 +347,10 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
         .filter(|r| r.ok && r.started >= killed)
         .map(|r| r.finished)
         .min()
-        .map(|f| f.duration_since(accepting).as_millis() as i128 - accepting.duration_since(f).as_millis() as i128);
+        .map(|f| {
+            f.duration_since(accepting).as_millis() as i128
+                - accepting.duration_since(f).as_millis() as i128
+        });
     let out = Outcome {
         name: contender.name(),
         before_rate: rate(killed - BEFORE / 2, killed),
@@ -312,11 +360,18 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
             .iter()
             .filter(|r| !r.ok && r.started >= accepting && r.started < returning)
             .count(),
-        errors_after_return: log.iter().filter(|r| !r.ok && r.started >= returning).count(),
+        errors_after_return: log
+            .iter()
+            .filter(|r| !r.ok && r.started >= returning)
+            .count(),
         samples: std::mem::take(&mut *ERRORS.lock()),
         accept_ms: accepting.duration_since(killed).as_millis(),
         first_success_ms: first,
-        returned_share: c1.iter().zip(&c0).map(|(a, b)| a.saturating_sub(*b)).collect(),
+        returned_share: c1
+            .iter()
+            .zip(&c0)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect(),
     };
     if let Writer::MyAsync(p) = Arc::try_unwrap(writer).ok().unwrap() {
         let _ = p.disconnect().await;
@@ -333,7 +388,8 @@ fn tempfile_dir() -> std::path::PathBuf {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
-    let mut cluster = tokio::task::block_in_place(|| Galera::builder().start()).expect("a Galera cluster");
+    let mut cluster =
+        tokio::task::block_in_place(|| Galera::builder().start()).expect("a Galera cluster");
     cluster
         .admin(
             0,
@@ -342,8 +398,12 @@ async fn main() {
         )
         .unwrap();
     let contenders = [
-        Contender::Poolwarden { rollback_only: false },
-        Contender::Poolwarden { rollback_only: true },
+        Contender::Poolwarden {
+            rollback_only: false,
+        },
+        Contender::Poolwarden {
+            rollback_only: true,
+        },
         Contender::HaproxyMysqlAsync { tuned: false },
         Contender::HaproxyMysqlAsync { tuned: true },
         Contender::HaproxySqlx { tuned: false },
@@ -369,7 +429,8 @@ async fn main() {
             o.errors,
             o.errors_after_accept,
             o.errors_after_return,
-            o.first_success_ms.map_or("none".into(), |m| format!("{m} ms")),
+            o.first_success_ms
+                .map_or("none".into(), |m| format!("{m} ms")),
             o.after_rate,
             o.returned_share
         );
