@@ -19,7 +19,7 @@
 //!   error packet. Garbage right after a prepare (mysql_async parses the
 //!   prepare response as an OK packet), which is why the status is read
 //!   through [`MySqlConn::session`](crate::MySqlConn) (see `StatusSource`
-//!   in `conn.rs`).
+//!   in `track.rs`).
 //! * Nothing public says whether the stream is gone or whether a server error
 //!   from a later statement of a multi-statement query is still pending; both
 //!   show in `Conn`'s `Debug` output, which is only rendered on those rare
@@ -84,11 +84,24 @@ impl Session {
     }
 }
 
+/// What `Conn`'s `Debug` text shows once the driver dropped the socket.
+///
+/// A private format, read here because mysql_async 0.37 offers no public
+/// signal for it. The test `driver_format::the_debug_text_the_probe_reads_is_unchanged`
+/// pins it against a real server and fails loudly when a driver upgrade
+/// changes it (see `docs/architecture.md`, "Reading mysql_async's Debug
+/// text").
+pub(crate) const CLOSED_MARKER: &str = "stream: None";
+
+/// What `Conn`'s `Debug` text shows while a later statement's server error
+/// is pending (same caveat as [`CLOSED_MARKER`]).
+pub(crate) const PENDING_ERROR_MARKER: &str = "pending_result: Err(";
+
 /// The protocol state of `conn`, without I/O.
 pub(crate) fn wire(conn: &mut Conn) -> Wire {
     if conn.is_disconnected() {
         return match debug_text(conn) {
-            Some(text) if text.contains("stream: None") => Wire::Closed,
+            Some(text) if text.contains(CLOSED_MARKER) => Wire::Closed,
             _ => Wire::Corrupt,
         };
     }
@@ -99,7 +112,7 @@ pub(crate) fn wire(conn: &mut Conn) -> Wire {
         // After an error: a multi-statement query whose later statement
         // failed leaves that error pending, and the next command (the next
         // borrower's) would return it. Only `Debug` shows it.
-        if debug_text(conn).is_none_or(|text| text.contains("pending_result: Err(")) {
+        if debug_text(conn).is_none_or(|text| text.contains(PENDING_ERROR_MARKER)) {
             return Wire::Corrupt;
         }
     }
@@ -306,5 +319,69 @@ mod tests {
                 "autocommit changed"
             );
         }
+    }
+}
+
+/// The private `Debug` format this module reads, pinned against a real
+/// server: a driver upgrade that changes it fails here, by name, instead of
+/// silently turning closed sockets into "corrupt" (no pool invalidation
+/// after a server restart) or pending errors into "clean" (the next
+/// borrower gets the previous one's error).
+#[cfg(test)]
+mod driver_format {
+    use mysql_async::prelude::Queryable;
+    use mysql_async::{Conn, Row};
+    use poolwarden_testkit::MariaDb;
+
+    use super::{debug_text, wire, Wire, CLOSED_MARKER, PENDING_ERROR_MARKER};
+
+    const UPGRADE: &str = "mysql_async's private Debug format changed: \
+        crates/poolwarden-mysql/src/probe.rs reads it to tell a closed socket \
+        and a pending server error; update CLOSED_MARKER / PENDING_ERROR_MARKER \
+        (or use a public signal if the new version has one) before upgrading";
+
+    #[test]
+    fn the_debug_text_the_probe_reads_is_unchanged() {
+        let db = MariaDb::start().expect("a private MariaDB must start");
+        let url = db.url();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            // The server closes the socket: the next command fails with an
+            // I/O error and the driver drops its stream.
+            let mut victim = Conn::from_url(url.as_str()).await.expect("connect");
+            let id = victim.id();
+            // Blocking, on this single-threaded runtime: nothing else runs.
+            db.admin(&format!("KILL CONNECTION {id}")).expect("KILL");
+            let _ = victim.query_drop("SELECT 1").await.unwrap_err();
+            assert!(victim.is_disconnected());
+            let text = debug_text(&victim).expect("Debug renders");
+            assert!(text.contains(CLOSED_MARKER), "{UPGRADE} (closed socket)");
+            assert_eq!(wire(&mut victim), Wire::Closed, "{UPGRADE}");
+
+            // A later statement's error left pending.
+            let mut conn = Conn::from_url(url.as_str()).await.expect("connect");
+            let mut result = conn
+                .query_iter("SELECT 1; SELECT no_such_column")
+                .await
+                .expect("the first statement runs");
+            let _: Vec<Row> = result.collect().await.expect("the first result set");
+            drop(result);
+            let text = debug_text(&conn).expect("Debug renders");
+            assert!(
+                text.contains(PENDING_ERROR_MARKER),
+                "{UPGRADE} (pending error)"
+            );
+            assert_eq!(wire(&mut conn), Wire::Corrupt, "{UPGRADE}");
+
+            // And neither marker on a healthy connection.
+            let mut ok = Conn::from_url(url.as_str()).await.expect("connect");
+            ok.query_drop("SELECT 1").await.expect("a query");
+            let text = debug_text(&ok).expect("Debug renders");
+            assert!(!text.contains(CLOSED_MARKER) && !text.contains(PENDING_ERROR_MARKER));
+            assert_eq!(wire(&mut ok), Wire::Idle);
+        });
     }
 }

@@ -127,9 +127,9 @@ impl<M: Manager> Shared<M> {
     }
 
     /// `get()`, `get_timeout()`, `get_until()`: the fast path needs no
-    /// timer, no allocation and no round trip; everything else happens
-    /// under the checkout's bound, in a boxed future so that `get()`'s own
-    /// future stays small.
+    /// timer, no allocation and no round trip; everything else happens in
+    /// `checkout_slow`, under the checkout's bound, still without a timer
+    /// or an allocation of its own while it waits.
     pub(crate) async fn checkout(
         self: &Arc<Self>,
         location: &'static Location<'static>,
@@ -172,30 +172,7 @@ impl<M: Manager> Shared<M> {
                 Take::Empty => {}
             }
         }
-        Box::pin(self.checkout_timed(location, pending, timeout, until)).await
-    }
-
-    async fn checkout_timed(
-        self: &Arc<Self>,
-        location: &'static Location<'static>,
-        pending: Option<Claim<M>>,
-        timeout: Duration,
-        until: Option<tokio::time::Instant>,
-    ) -> Result<PooledConnection<M>, PoolError> {
-        let start = tokio::time::Instant::now();
-        let mut deadline = clock::deadline_after(start, timeout);
-        if let Some(until) = until {
-            deadline = deadline.min(until);
-        }
-        match tokio::time::timeout_at(deadline, self.checkout_slow(location, pending, until)).await
-        {
-            Ok(result) => {
-                #[cfg(feature = "metrics")]
-                self.metrics.wait.record(start.elapsed().as_secs_f64());
-                result
-            }
-            Err(_) => Err(self.timeout_error(start.elapsed())),
-        }
+        self.checkout_slow(location, pending, timeout, until).await
     }
 
     /// `try_get()`.
@@ -221,42 +198,62 @@ impl<M: Manager> Shared<M> {
         }
     }
 
+    /// Everything but the fast path, bounded by the earlier of `timeout`
+    /// and `until`. No timer of its own while it waits (the pool's sweeper
+    /// wakes it at its deadline) and no allocation.
     async fn checkout_slow(
         self: &Arc<Self>,
         location: &'static Location<'static>,
         mut pending: Option<Claim<M>>,
+        timeout: Duration,
         until: Option<tokio::time::Instant>,
     ) -> Result<PooledConnection<M>, PoolError> {
+        let start = tokio::time::Instant::now();
+        let mut deadline = clock::deadline_after(start, timeout);
+        if let Some(until) = until {
+            deadline = deadline.min(until);
+        }
         if PID.with(|p| *p) != self.pid.load(Relaxed) {
             // This thread saw another process id: read the real one (a
             // syscall, so only here and in maintenance, F8).
             self.check_fork();
         }
-        loop {
+        let result = loop {
             match pending.take() {
-                Some(Claim::Ready(guard)) => return Ok(self.hand_out(guard, until)),
+                Some(Claim::Ready(guard)) => break Ok(self.hand_out(guard, until)),
                 Some(Claim::Retire(live, reason)) => self.close_conn(live, reason, false),
                 Some(Claim::Validate(live)) => {
                     let held = Held::new(self, live, CloseReason::ValidationFailed);
-                    let Some(live) = self.validate(held).await? else {
-                        continue; // closed; wait for another
+                    let live = match self.validate(held, deadline).await {
+                        Ok(Some(live)) => live,
+                        Ok(None) => continue, // closed; wait for another
+                        Err(e) => break Err(e),
                     };
                     // The pool may have closed during the ping (defect 5).
                     if self.inv.is_closed() {
                         self.close_conn(live, CloseReason::PoolClosed, false);
-                        return Err(PoolError::Closed);
+                        break Err(PoolError::Closed);
                     }
                     let guard = self.register(live, location, clock::now());
-                    return Ok(self.hand_out(guard, until));
+                    break Ok(self.hand_out(guard, until));
                 }
                 None => {}
             }
-            let permit = self.wait_for_idle().await?;
+            let permit = match self.wait_for_idle(deadline).await {
+                Ok(Some(permit)) => permit,
+                Ok(None) => break Err(self.timeout_error(start.elapsed())),
+                Err(e) => break Err(e),
+            };
             pending = match self.inv.take(permit) {
                 Some((live, _)) => Some(self.claim(live, location, clock::now())),
-                None => return Err(PoolError::Closed),
+                None => break Err(PoolError::Closed),
             };
+        };
+        #[cfg(feature = "metrics")]
+        if result.is_ok() {
+            self.metrics.wait.record(start.elapsed().as_secs_f64());
         }
+        result
     }
 
     /// Ping a claimed connection, bounded by `validation_timeout` (and, from
@@ -270,21 +267,47 @@ impl<M: Manager> Shared<M> {
     async fn validate(
         self: &Arc<Self>,
         mut held: Held<M>,
+        deadline: tokio::time::Instant,
     ) -> Result<Option<Live<M::Connection>>, PoolError> {
         self.counters.validations.fetch_add(1, Relaxed);
         let target = held.target();
         let bound = self.cfg.validation_timeout;
-        // Bounded by validation_timeout only: when the checkout's own
-        // deadline comes first, the checkout times out (and drops `held`,
-        // closing the connection) without calling the server unresponsive.
-        let res = self
-            .bounded(
+        let own = clock::deadline_after(tokio::time::Instant::now(), bound);
+        if deadline < own {
+            // The checkout's deadline comes first: when it passes, the
+            // checkout times out and `held` closes the connection, without
+            // calling the server unresponsive (it had less than
+            // validation_timeout to answer).
+            let ping = self.bounded(
                 ManagerCall::Validate,
                 target,
                 bound,
                 self.manager.validate(held.conn_mut()),
+            );
+            return match tokio::time::timeout_at(deadline, ping).await {
+                Ok(res) => self.validated(held, res),
+                // Closed by `held`; the wait that follows sees the deadline.
+                Err(_) => Ok(None),
+            };
+        }
+        let res = self
+            .bounded_until(
+                ManagerCall::Validate,
+                target,
+                own,
+                bound,
+                self.manager.validate(held.conn_mut()),
             )
             .await;
+        self.validated(held, res)
+    }
+
+    /// The outcome of a checkout's ping.
+    fn validated(
+        &self,
+        held: Held<M>,
+        res: Result<(), crate::call::Failure>,
+    ) -> Result<Option<Live<M::Connection>>, PoolError> {
         match res {
             Ok(()) => {
                 self.note_proven();

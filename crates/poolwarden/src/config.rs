@@ -2,7 +2,9 @@
 //!
 //! Every field names its default and the failure mode (F-number, see
 //! `docs/failure-modes.md`) it defends against. Durations are written in
-//! human form in config files (`"30s"`, `"10m"`, `"500ms"`).
+//! human form in config files (`"30s"`, `"10m"`, `"500ms"`). A timeout of
+//! `Duration::MAX` means "no limit" (it is clamped to 30 years inside the
+//! pool, never overflows).
 
 use std::time::Duration;
 
@@ -28,16 +30,20 @@ pub enum IdleOrder {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum WhenUnavailable {
-    /// Default: once a connect has failed and the pool holds no connection,
-    /// waiting checkouts fail at once with the connect error instead of each
-    /// waiting its full timeout. New checkouts keep probing the server (one
-    /// connect at a time, with backoff) so the pool recovers as soon as the
-    /// server answers.
+    /// Default: while the pool holds no connection and connecting fails, a
+    /// waiting checkout fails with the error of the first connect attempt
+    /// that started after it began waiting ([`PoolError::Unavailable`](crate::PoolError::Unavailable)),
+    /// so it costs about one backoff period (50 ms by default) instead of
+    /// its full timeout, and never fails with a stale error once the server
+    /// is back. Attempts go on with backoff, at most `max_connecting` per
+    /// backoff period, so the pool recovers as soon as the server answers.
     #[default]
     FailFast,
     /// Checkouts wait up to their timeout for the server to come back, while
     /// the pool retries connecting with backoff. The timeout error names the
-    /// last connect error.
+    /// last connect error. (A server that stops answering with its sockets
+    /// open, [`ErrorClass::Unresponsive`](crate::ErrorClass::Unresponsive),
+    /// fails checkouts fast under either policy.)
     Wait,
 }
 
@@ -52,11 +58,13 @@ pub struct PoolConfig {
     /// A name for logs and metrics. Default `"default"`.
     pub name: String,
     /// Connections kept open. Default 10. Bounds what one process asks of
-    /// the server's `max_connections` (F9).
+    /// the server's `max_connections` (F9). Nothing is allocated per
+    /// connection until it opens, so a large value costs nothing up front.
     pub max_size: u32,
     /// Extra connections opened under a burst, beyond `max_size`, and closed
     /// when returned while `max_size` connections are already idle. Default
     /// 0. Absorbs bursts without keeping their connections (F7, F9).
+    /// `u32::MAX` is SQLAlchemy's unlimited overflow.
     pub max_overflow: u32,
     /// Idle connections kept warm in the background. Default 0.
     pub min_idle: u32,
@@ -68,7 +76,10 @@ pub struct PoolConfig {
     /// Bound on opening one connection. Default 5 s (F10).
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// Bound on one validation ping. Default 2 s (F3, F10).
+    /// Bound on one validation ping. Default 2 s (F3, F10). A ping that
+    /// outlives it means the server stopped answering
+    /// ([`ErrorClass::Unresponsive`](crate::ErrorClass::Unresponsive)):
+    /// checkouts fail fast until a round trip succeeds.
     #[serde(with = "humantime_serde")]
     pub validation_timeout: Duration,
     /// Bound on resetting a returned connection. Default 2 s. A reset that
@@ -116,8 +127,12 @@ pub struct PoolConfig {
     /// thundering herd of connects after a restart (F2, F9).
     pub max_connecting: u32,
     /// First delay between failed connects; doubles up to
-    /// `connect_backoff_max`, with jitter, and resets after a success.
-    /// Default 10 ms (F2, F9, F11).
+    /// `connect_backoff_max`, with jitter. A connection that fails (a failed
+    /// or hung ping, a failed reset, a socket found closed, a manager panic)
+    /// counts like a failed connect, so a server that accepts connections
+    /// but fails every ping is not stormed with connects. Resets after a
+    /// proven round trip (a successful ping, a clean return). Default 10 ms
+    /// (F2, F9, F11).
     #[serde(with = "humantime_serde")]
     pub connect_backoff_min: Duration,
     /// Ceiling of the connect backoff. Default 50 ms, so a restarted server is
@@ -134,11 +149,14 @@ pub struct PoolConfig {
     /// [`WhenUnavailable::FailFast`] (F2).
     pub when_unavailable: WhenUnavailable,
     /// How long [`Pool::close`](crate::Pool::close) waits for checked-out
-    /// connections to come back. Default 30 s.
+    /// connections (and background resets and pings) to come back. Default
+    /// 30 s; `close()` returns by then even if the server is frozen.
     #[serde(with = "humantime_serde")]
     pub close_timeout: Duration,
     /// How often the maintenance task runs (leaks, idle reaping, keepalive,
-    /// `min_idle`). Default 250 ms.
+    /// `min_idle` after closes). Default 250 ms. Checkouts refill `min_idle`
+    /// at once, and the return path reads the clock itself, so neither waits
+    /// for this tick.
     #[serde(with = "humantime_serde")]
     pub maintenance_interval: Duration,
 }

@@ -95,12 +95,24 @@ impl<M: Manager> Shared<M> {
     ///
     /// The semaphore's `acquire` future is created once and kept across
     /// wake-ups, so the checkout keeps its place in the FIFO queue (F7).
-    pub(crate) async fn wait_for_idle(self: &Arc<Self>) -> Result<SemaphorePermit<'_>, PoolError> {
+    ///
+    /// `Ok(None)` when `deadline` passed: the waiter has no timer of its
+    /// own; the pool's sweeper wakes it (`deadlines.rs`).
+    pub(crate) async fn wait_for_idle(
+        self: &Arc<Self>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<SemaphorePermit<'_>>, PoolError> {
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        self.ensure_sweeper();
         let acquire = self.inv.acquire();
         tokio::pin!(acquire);
         let notified = self.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        // After the registration above, so a sweep cannot miss us.
+        self.deadlines.publish(deadline);
         // Count this checkout as waiting, without the pool lock. Plan
         // connects only if the pool is not settled (full and healthy).
         self.inv.summary.waiting.fetch_add(1, Relaxed);
@@ -116,12 +128,16 @@ impl<M: Manager> Shared<M> {
             let retry_at = self.carry_out(plan)?;
             tokio::select! {
                 biased;
-                permit = &mut acquire => return permit.ok_or(PoolError::Closed),
+                permit = &mut acquire => return permit.map(Some).ok_or(PoolError::Closed),
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(retry_at.map_or_else(tokio::time::Instant::now, Tick::to_tokio)), if retry_at.is_some() => {}
             }
             notified.set(self.wake.notified());
             notified.as_mut().enable();
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            self.deadlines.publish(deadline);
             plan = self.plan_locked(&mut self.inv.lock(), Some(since));
         }
     }

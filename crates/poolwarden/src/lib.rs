@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 mod builder;
+mod bulkhead;
 mod call;
 mod checkout;
 mod clock;
 mod config;
 mod connect;
+mod deadlines;
 mod error;
 mod guard;
 mod health;
@@ -17,6 +19,8 @@ mod manager;
 mod observe;
 mod pool;
 mod recycle;
+pub mod redact;
+pub mod rules;
 mod slots;
 mod status;
 mod transactional;
@@ -25,6 +29,7 @@ mod transactional;
 mod tests;
 
 pub use builder::{Builder, StartError};
+pub use bulkhead::{Bulkhead, BulkheadConnection, BulkheadError};
 pub use config::{IdleOrder, PoolConfig, WhenUnavailable};
 pub use connect::ConnectTimeout;
 pub use error::{BuildError, CallTimeout, ManagerPanic, PoolError, SharedError, TimeoutError};

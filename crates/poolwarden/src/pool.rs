@@ -57,6 +57,9 @@ pub(crate) struct Shared<M: Manager> {
     /// Woken when connecting succeeds or fails, when a connection closes and
     /// when the server stops answering: waiters re-plan, `close()` re-checks.
     pub(crate) wake: Notify,
+    /// Waiting checkouts' deadlines, enforced by one sweeper task
+    /// (`deadlines.rs`).
+    pub(crate) deadlines: Arc<crate::deadlines::Deadlines>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     /// Set while a maintenance task runs; its task clears it when dropped
     /// (its runtime shut down), so the next checkout starts another.
@@ -69,6 +72,12 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) metrics: crate::observe::Metrics,
 }
 
+impl<M: Manager> Drop for Shared<M> {
+    fn drop(&mut self) {
+        self.deadlines.shut_down();
+    }
+}
+
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, cfg: PoolConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Shared {
@@ -79,6 +88,7 @@ impl<M: Manager> Shared<M> {
             pid: AtomicU32::new(std::process::id()),
             counters: Counters::default(),
             wake: Notify::new(),
+            deadlines: crate::deadlines::Deadlines::new(),
             observer,
             maintenance_running: AtomicBool::new(false),
             runtime: Mutex::new(None),

@@ -135,16 +135,25 @@ async fn connection_past_server_idle_timeout_is_retired_without_a_ping() {
 async fn a_socket_closed_while_idle_is_never_handed_out() {
     let m = Scripted::default();
     let pool = pool_with(&m, |b| b);
-    let mut conn = pool.get().await.unwrap();
-    drop(conn);
-    // The server closes it while idle; the probe at checkout sees it.
-    conn = pool.get().await.unwrap();
-    conn.probe = Probe::Closed;
-    // Returned closed: discarded at once.
-    drop(conn);
+    drop(pool.get().await.unwrap());
+    // The server closes it while it is idle, within the bypass window (no
+    // ping due): the probe at checkout sees it.
+    m.close_sockets();
     let conn = pool.get().await.unwrap();
     assert_eq!(conn.id, 2);
+    assert_eq!(m.count_validates(), 0, "no ping needed to see it");
     assert_eq!(pool.status().closed.closed, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_socket_found_closed_at_return_is_discarded() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| b);
+    let mut conn = pool.get().await.unwrap();
+    conn.probe = Probe::Closed;
+    drop(conn);
+    assert_eq!(pool.status().closed.closed, 1);
+    assert_eq!(pool.get().await.unwrap().id, 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -167,3 +167,39 @@ async fn close_is_bounded_by_close_timeout() {
     drop(held);
     assert_eq!(pool.status().in_use, 0);
 }
+
+/// Waiting checkouts have no timer of their own: the pool's sweeper wakes
+/// each at its own deadline, including a deadline earlier than those of
+/// the waiters before it.
+#[tokio::test(start_paused = true)]
+async fn every_waiter_times_out_at_its_own_deadline() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| {
+        b.max_size(1).checkout_timeout(Duration::from_secs(5))
+    });
+    let held = pool.get().await.unwrap();
+    let start = tokio::time::Instant::now();
+    let mut waiters = Vec::new();
+    for i in 0..3u64 {
+        let p = pool.clone();
+        waiters.push(tokio::spawn(async move {
+            let r = p.get().await;
+            (r.is_err_and(|e| e.is_timeout()), start.elapsed())
+        }));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = i;
+    }
+    // Queued last, due first.
+    let p = pool.clone();
+    let early = tokio::spawn(async move {
+        let r = p.get_until(start + Duration::from_millis(3500)).await;
+        (r.is_err_and(|e| e.is_timeout()), start.elapsed())
+    });
+    assert_eq!(early.await.unwrap(), (true, Duration::from_millis(3500)));
+    for (i, w) in waiters.into_iter().enumerate() {
+        let expected = Duration::from_secs(5 + i as u64);
+        assert_eq!(w.await.unwrap(), (true, expected));
+    }
+    drop(held);
+    check(&pool);
+}

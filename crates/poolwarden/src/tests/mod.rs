@@ -5,7 +5,9 @@ mod checkout;
 mod connect;
 mod contract;
 mod defects;
+mod health;
 mod leaks;
+mod model;
 mod return_path;
 mod script;
 

@@ -64,6 +64,8 @@ pub(crate) struct Script {
     pub(crate) probe_panics: AtomicUsize,
     /// Panic in the next this many `facts` calls.
     pub(crate) facts_panics: AtomicUsize,
+    /// The server closed the sockets of connections with ids up to this.
+    pub(crate) closed_up_to: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -97,6 +99,12 @@ impl Scripted {
     }
     pub(crate) fn panic_probes(&self, n: usize) {
         self.0.probe_panics.store(n, SeqCst);
+    }
+    /// The server closes the sockets of every connection opened so far.
+    pub(crate) fn close_sockets(&self) {
+        self.0
+            .closed_up_to
+            .store(self.0.next_id.load(SeqCst), SeqCst);
     }
     pub(crate) fn panic_facts(&self, n: usize) {
         self.0.facts_panics.store(n, SeqCst);
@@ -151,6 +159,9 @@ impl Manager for Scripted {
     fn probe(&self, conn: &mut Conn) -> Probe {
         if take_one(&self.0.probe_panics) {
             panic!("scripted probe panic");
+        }
+        if conn.id <= self.0.closed_up_to.load(SeqCst) {
+            return Probe::Closed;
         }
         conn.probe
     }

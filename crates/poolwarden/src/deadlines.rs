@@ -1,0 +1,127 @@
+//! # One timer per pool for every waiting checkout
+//!
+//! A waiting checkout registers no timer of its own. It publishes its
+//! deadline into [`Deadlines::earliest`] (a `fetch_min`, skipped after a
+//! plain load when an earlier deadline is already there, which is the
+//! steady state: with one `checkout_timeout`, older waiters have earlier
+//! deadlines) and waits on the pool's wake-up `Notify` beside its place in
+//! the semaphore queue. One sweeper task per pool sleeps until the earliest
+//! published deadline, then empties it and wakes every waiter; each one
+//! checks its own deadline, fails with a timeout if it has passed, and
+//! otherwise publishes it again.
+//!
+//! A published deadline whose waiter was served meanwhile costs at most one
+//! spurious wake-up of the waiters, once per sweep (about once per
+//! `checkout_timeout` under steady load), never a missed deadline:
+//! - a waiter registers on the `Notify` *before* it publishes, so a sweep
+//!   that empties `earliest` after the publication wakes it;
+//! - a publication after the sweep lands in the emptied `earliest`, and a
+//!   deadline earlier than the one the sweeper sleeps on re-arms it.
+
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+};
+use std::sync::{Arc, Weak};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::manager::Manager;
+use crate::pool::Shared;
+
+const NONE: u64 = u64::MAX;
+
+/// The pool's waiter deadlines, shared with its sweeper task (which holds
+/// no strong reference to the pool, so dropping the pool ends it).
+pub(crate) struct Deadlines {
+    /// Nanoseconds after `base` of the earliest deadline published since
+    /// the last sweep; `NONE` when none.
+    earliest: AtomicU64,
+    /// Wakes the sweeper: an earlier deadline, or the pool dropped.
+    rearm: Notify,
+    base: Instant,
+    running: AtomicBool,
+}
+
+impl Deadlines {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Deadlines {
+            earliest: AtomicU64::new(NONE),
+            rearm: Notify::new(),
+            base: Instant::now(),
+            running: AtomicBool::new(false),
+        })
+    }
+
+    fn to_nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(NONE - 1)
+            .min(NONE - 1)
+    }
+
+    /// Make sure the sweeper sees `deadline`. Call after registering on
+    /// the pool's wake-up `Notify`.
+    pub(crate) fn publish(&self, deadline: Instant) {
+        let n = self.to_nanos(deadline);
+        if n < self.earliest.load(Acquire) && n < self.earliest.fetch_min(n, AcqRel) {
+            self.rearm.notify_one();
+        }
+    }
+
+    /// The pool is gone: let the sweeper end.
+    pub(crate) fn shut_down(&self) {
+        self.rearm.notify_one();
+    }
+}
+
+/// Clears `running` when the sweeper ends or its runtime drops it.
+struct Running(Arc<Deadlines>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Relaxed);
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    /// Start the sweeper on the current runtime unless one runs.
+    pub(crate) fn ensure_sweeper(self: &Arc<Self>) {
+        let d = &self.deadlines;
+        if d.running.load(Relaxed) || d.running.swap(true, Relaxed) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            d.running.store(false, Relaxed);
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        let running = Running(Arc::clone(d));
+        drop(handle.spawn(sweep(weak, running)));
+    }
+}
+
+async fn sweep<M: Manager>(pool: Weak<Shared<M>>, running: Running) {
+    let d = Arc::clone(&running.0);
+    loop {
+        let rearm = d.rearm.notified();
+        tokio::pin!(rearm);
+        rearm.as_mut().enable();
+        if pool.strong_count() == 0 {
+            return;
+        }
+        let earliest = d.earliest.load(Acquire);
+        if earliest == NONE {
+            rearm.await;
+            continue;
+        }
+        let at = d.base + std::time::Duration::from_nanos(earliest);
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {
+                d.earliest.swap(NONE, AcqRel);
+                let Some(shared) = pool.upgrade() else { return };
+                shared.wake.notify_waiters();
+            }
+            () = &mut rearm => {}
+        }
+    }
+}
