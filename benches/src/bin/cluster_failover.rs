@@ -5,8 +5,10 @@
 //! same load, one run per contender; the killed node is restarted between
 //! runs.
 //!
-//! `cargo run -p poolwarden-bench --release --bin cluster_failover` (needs
-//! `apt-get install haproxy galera-4 rsync`). Prints a Markdown table.
+//! `cargo run -p poolwarden-bench --bin cluster_failover [kill|freeze]`
+//! (needs `apt-get install haproxy galera-4 rsync`). `kill` (default):
+//! SIGKILL the writer, restart it later; `freeze`: SIGSTOP the writer,
+//! SIGCONT it later. Prints a Markdown table.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -38,6 +40,8 @@ enum Contender {
     /// set `LAST_INSERT_ID()`).
     Poolwarden {
         rollback_only: bool,
+        /// `MySqlManager::command_timeout` instead of the default 30 s.
+        command_timeout: Option<Duration>,
     },
     HaproxyMysqlAsync {
         tuned: bool,
@@ -51,12 +55,20 @@ impl Contender {
     fn name(self) -> String {
         match self {
             Contender::Poolwarden {
-                rollback_only: false,
-            } => "poolwarden ClusterManager (single writer, failback 5 s; default reset policy)"
-                .into(),
-            Contender::Poolwarden {
-                rollback_only: true,
-            } => "poolwarden ClusterManager (same, ResetPolicy::Rollback)".into(),
+                rollback_only,
+                command_timeout,
+            } => {
+                let mut name =
+                    String::from("poolwarden ClusterManager (single writer, failback 5 s");
+                if rollback_only {
+                    name.push_str(", ResetPolicy::Rollback");
+                }
+                if let Some(t) = command_timeout {
+                    name.push_str(&format!(", command_timeout {t:?}"));
+                }
+                name.push(')');
+                name
+            }
             Contender::HaproxyMysqlAsync { tuned } => {
                 format!("HAProxy ({}) + mysql_async Pool", checks(tuned))
             }
@@ -217,11 +229,20 @@ struct Outcome {
     returned_share: Vec<u64>,
 }
 
-async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outcome {
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    Kill,
+    Freeze,
+}
+
+async fn run(cluster: &mut Galera, contender: Contender, fault: Fault, key_base: u64) -> Outcome {
     let user = (MariaDb::PW_USER, MariaDb::PW_PASSWORD);
     let dir = tempfile_dir();
     let (_haproxy, writer) = match contender {
-        Contender::Poolwarden { rollback_only } => {
+        Contender::Poolwarden {
+            rollback_only,
+            command_timeout,
+        } => {
             let policy = if rollback_only {
                 poolwarden_mysql::ResetPolicy::Rollback
             } else {
@@ -230,7 +251,13 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
             let m =
                 ClusterManager::builder_from_url(&cluster.multi_host_url(user.0, user.1, "test"))
                     .unwrap()
-                    .map_nodes(|n| n.reset_policy(policy))
+                    .map_nodes(|n| {
+                        let n = n.reset_policy(policy);
+                        match command_timeout {
+                            Some(t) => n.command_timeout(Some(t)),
+                            None => n,
+                        }
+                    })
                     .routing(Routing::SingleWriter {
                         failback_after: Duration::from_secs(5),
                     })
@@ -314,7 +341,11 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
     .await
     .unwrap();
     let killed = Instant::now();
-    tokio::task::block_in_place(|| cluster.kill(0)).unwrap();
+    tokio::task::block_in_place(|| match fault {
+        Fault::Kill => cluster.kill(0),
+        Fault::Freeze => cluster.pause(0),
+    })
+    .unwrap();
     probe
         .exec_drop("INSERT INTO test.w (k) VALUES (?)", (key_base | (1 << 62),))
         .await
@@ -325,7 +356,14 @@ async fn run(cluster: &mut Galera, contender: Contender, key_base: u64) -> Outco
 
     // The killed node comes back; where do the writes go?
     let returning = Instant::now();
-    tokio::task::block_in_place(|| cluster.start_node(0)).unwrap();
+    tokio::task::block_in_place(|| match fault {
+        Fault::Kill => cluster.start_node(0),
+        Fault::Freeze => {
+            cluster.resume(0)?;
+            cluster.wait_settled(Some(3), Duration::from_secs(60))
+        }
+    })
+    .unwrap();
     tokio::time::sleep(RETURN_SETTLE).await;
     let c0 = tokio::task::block_in_place(|| local_commits(cluster));
     tokio::time::sleep(RETURN_WATCH).await;
@@ -397,12 +435,23 @@ async fn main() {
              CREATE USER IF NOT EXISTS 'haproxy_check'@'127.0.0.1'",
         )
         .unwrap();
+    let fault = match std::env::args().nth(1).as_deref() {
+        None | Some("kill") => Fault::Kill,
+        Some("freeze") => Fault::Freeze,
+        Some(other) => panic!("unknown scenario {other:?}: kill or freeze"),
+    };
     let contenders = [
         Contender::Poolwarden {
             rollback_only: false,
+            command_timeout: None,
         },
         Contender::Poolwarden {
             rollback_only: true,
+            command_timeout: None,
+        },
+        Contender::Poolwarden {
+            rollback_only: false,
+            command_timeout: Some(Duration::from_secs(3)),
         },
         Contender::HaproxyMysqlAsync { tuned: false },
         Contender::HaproxyMysqlAsync { tuned: true },
@@ -412,10 +461,10 @@ async fn main() {
     let mut outcomes = Vec::new();
     for (i, c) in contenders.into_iter().enumerate() {
         eprintln!("running: {}", c.name());
-        outcomes.push(run(&mut cluster, c, (i as u64) << 56).await);
+        outcomes.push(run(&mut cluster, c, fault, (i as u64) << 56).await);
     }
     println!(
-        "| contender | writes/s before | survivors accept writes after the kill | errors (all) | errors, writes started after survivors accept (until the node returns) | errors, writes started after the node is restarted | first success, from survivors accepting | writes/s after | local commits per node (n0, n1, n2), {} s window {} s after the node is Synced again |",
+        "| contender | writes/s before | survivors accept writes after the fault | errors (all) | errors, writes started after survivors accept (until the node returns) | errors, writes started after the node is restarted or resumed | first success, from survivors accepting | writes/s after | local commits per node (n0, n1, n2), {} s window {} s after the node is Synced again |",
         RETURN_WATCH.as_secs(),
         RETURN_SETTLE.as_secs()
     );
