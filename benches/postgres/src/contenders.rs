@@ -196,6 +196,17 @@ impl Contender {
         }
     }
 
+    /// Connections the pool has open, where it says.
+    pub(crate) fn open(&self) -> Option<usize> {
+        match self {
+            Contender::Poolwarden(p) => Some(p.status().open as usize),
+            Contender::Deadpool(p) => Some(p.status().size),
+            Contender::Bb8(p) => Some(p.state().connections as usize),
+            Contender::Sqlx(p) => Some(p.size() as usize),
+            Contender::Dedicated(_) => None,
+        }
+    }
+
     /// Close the pool and its connections.
     pub(crate) async fn close(self) {
         match self {

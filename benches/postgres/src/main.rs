@@ -2,14 +2,16 @@
 //! (`Fast`, `Verified`, `Clean`), bb8-postgres, sqlx's `PgPool` and
 //! dedicated tokio-postgres connections, on a private PostgreSQL from
 //! `poolwarden-testkit`: throughput with round trips per query counted at
-//! the protocol level, a cancelled query, and session state left to the
-//! next borrower. Prints Markdown.
+//! the protocol level, a cancelled query, session state left to the next
+//! borrower, one connection slot left, and a restart under load. Prints
+//! Markdown.
 //!
 //! ```text
-//! cargo run -p poolwarden-bench-pg --release -- [--quick]
+//! cargo run -p poolwarden-bench-pg --release -- [--quick] [--scenario throughput|cancel|leaks|slot|restart]...
 //! ```
 
 mod contenders;
+mod faults;
 mod proxy;
 mod scenarios;
 

@@ -12,8 +12,20 @@ use crate::proxy::{self, Counts};
 const POOL: u32 = 10;
 const TASKS: usize = 64;
 
+/// Whether scenario `name` was asked for (`--scenario NAME`, repeatable;
+/// all by default).
+fn wanted(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let asked: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--scenario")
+        .map(|w| w[1].as_str())
+        .collect();
+    asked.is_empty() || asked.contains(&name)
+}
+
 pub(crate) async fn run(quick: bool) {
-    let db = tokio::task::spawn_blocking(|| {
+    let mut db = tokio::task::spawn_blocking(|| {
         Postgres::builder()
             .setting("max_connections", "300")
             .start()
@@ -31,9 +43,26 @@ pub(crate) async fn run(quick: bool) {
         if quick { " -- --quick" } else { "" }
     );
     println!("Load average at start: {}\n", loadavg());
-    throughput(&db, &url, quick).await;
-    cancel(&db, &url).await;
-    leaks(&db, &url).await;
+    if wanted("throughput") {
+        throughput(&db, &url, quick).await;
+    }
+    if wanted("cancel") {
+        cancel(&db, &url).await;
+    }
+    if wanted("leaks") {
+        leaks(&db, &url).await;
+    }
+    if wanted("slot") {
+        let _ = db.admin("CREATE ROLE slot LOGIN PASSWORD 'slot'");
+        let slot_url = format!(
+            "{}?application_name=bench",
+            db.url_for("slot", "slot", Postgres::DATABASE)
+        );
+        crate::faults::one_slot(&db, &slot_url).await;
+    }
+    if wanted("restart") {
+        crate::faults::restart(&mut db, &url).await;
+    }
     println!("Load average at the end: {}", loadavg());
 }
 

@@ -87,6 +87,18 @@ pub(crate) type BoxFuture<'a, T> =
 /// `query_stream`/`exec_stream` or the collecting methods), and commands
 /// run on the raw `Conn` ([`raw_mut`](Self::raw_mut), `DerefMut`).
 ///
+/// # Errors and cancel safety
+///
+/// Every command returns the driver's error, or a [`CommandTimeout`]
+/// inside [`mysql_async::Error::Other`] past its deadline
+/// ([`CommandTimeout::find`]); a command called when its deadline has
+/// already passed is not sent. Dropping a command's future mid-flight is
+/// allowed: the connection is then mid-protocol, and the pool closes it at
+/// return instead of reusing it (F5).
+///
+/// [`CommandTimeout`]: crate::CommandTimeout
+/// [`CommandTimeout::find`]: crate::CommandTimeout::find
+///
 /// ```no_run
 /// # async fn demo(pool: poolwarden::Pool<poolwarden_mysql::MySqlManager>) -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;

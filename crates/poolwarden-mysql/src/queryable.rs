@@ -1,4 +1,4 @@
-//! The driver's query API on [`MySqlConn`], every command tracked and
+//! The driver's query API on [`MySqlConn`](crate::MySqlConn), every command tracked and
 //! bounded by its deadline.
 
 use mysql_async::prelude::{AsQuery, FromRow, Queryable, StatementLike};
@@ -11,7 +11,7 @@ use crate::sql::may_change_session;
 /// and `prep` see the SQL text; the
 /// `exec*` methods reached **through this trait** cannot (mysql_async's
 /// `StatementLike` hides it) and mark the connection dirty. Method calls on
-/// the guard (`conn.exec_drop(...)`) resolve to [`MySqlConn`]'s own `exec*`
+/// the guard (`conn.exec_drop(...)`) resolve to [`MySqlConn`](crate::MySqlConn)'s own `exec*`
 /// methods, which are tracked.
 impl Queryable for MySqlConn {
     fn ping(&mut self) -> BoxFuture<'_, ()> {

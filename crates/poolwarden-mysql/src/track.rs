@@ -10,7 +10,7 @@ use mysql_async::Statement;
 
 use crate::sql::may_change_session;
 
-/// What [`MySqlConn`] saw the borrowers do since it was last made clean.
+/// What [`MySqlConn`](crate::MySqlConn) saw the borrowers do since it was last made clean.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     /// Something ran that may have changed session state.
@@ -130,7 +130,7 @@ impl Tracker {
     }
 }
 
-/// A statement whose text [`MySqlConn`]'s `exec*` methods can see: every
+/// A statement whose text [`MySqlConn`](crate::MySqlConn)'s `exec*` methods can see: every
 /// kind of statement mysql_async accepts (`&str`, `String`, `Cow<str>`,
 /// `Box<str>`, `Arc<str>`, their byte-slice counterparts, a prepared
 /// [`Statement`], and a reference to any of these). Sealed.

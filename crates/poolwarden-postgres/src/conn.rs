@@ -469,7 +469,9 @@ impl PgConn {
             },
         };
         op.finish(result.is_ok());
-        *self.last_done.lock() = Some(std::time::Instant::now());
+        if self.facts.idle_in_transaction_session_timeout.is_some() {
+            *self.last_done.lock() = Some(std::time::Instant::now());
+        }
         Ok(result?)
     }
 

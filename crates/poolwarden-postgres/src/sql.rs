@@ -164,8 +164,9 @@ fn skip_dollar_quoted(sql: &str, at: usize) -> usize {
     }
 }
 
-/// Lower-case words of one statement, comments and quoted text left out.
-fn words(sql: &str) -> Vec<String> {
+/// The words of one statement (as written; compare them with
+/// [`is`]), comments and quoted text left out. No allocation per word.
+fn words(sql: &str) -> Vec<&str> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -187,7 +188,7 @@ fn words(sql: &str) -> Vec<String> {
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;
             }
-            out.push(sql[start..i].to_ascii_lowercase());
+            out.push(&sql[start..i]);
         } else {
             i += 1;
         }
@@ -244,16 +245,54 @@ const HARMLESS: &[&str] = &[
     "import",
 ];
 
+/// `word` is `lower` (an ASCII lower-case keyword), in any case.
+fn is(word: &str, lower: &str) -> bool {
+    word.eq_ignore_ascii_case(lower)
+}
+
+/// The lower-case keyword of `list` that `word` is, if any.
+fn keyword(word: &str, list: &[&'static str]) -> Option<&'static str> {
+    list.iter().copied().find(|k| is(word, k))
+}
+
+/// The keywords the rules below match the first two words against.
+const LEADING: &[&str] = &[
+    "begin",
+    "start",
+    "commit",
+    "end",
+    "rollback",
+    "abort",
+    "set",
+    "reset",
+    "listen",
+    "unlisten",
+    "declare",
+    "create",
+    "select",
+    "with",
+    "to",
+    "prepared",
+    "local",
+    "transaction",
+    "constraints",
+];
+
 fn one(sql: &str) -> Effect {
     let words = words(sql);
-    let Some(first) = words.first().map(String::as_str) else {
+    let Some(&first_word) = words.first() else {
         return Effect::default();
     };
-    let has = |w: &str| words.iter().any(|x| x == w);
-    let second = words.get(1).map(String::as_str);
+    let has = |w: &str| words.iter().any(|x| is(x, w));
+    // An unknown first word stays "", which the last arm below counts as
+    // changing anything.
+    let first = keyword(first_word, LEADING)
+        .or_else(|| keyword(first_word, HARMLESS))
+        .unwrap_or("");
+    let second = words.get(1).and_then(|w| keyword(w, LEADING));
     let calls_session_function = words
         .iter()
-        .any(|w| SESSION_FUNCTIONS.contains(&w.as_str()));
+        .any(|w| keyword(w, SESSION_FUNCTIONS).is_some());
     let temp = has("temp") || has("temporary") || has("pg_temp");
     let tx = match first {
         "begin" | "start" => TxEffect::Begin,
@@ -306,6 +345,7 @@ mod tests {
     fn harmless_statements() {
         for sql in [
             "SELECT 1",
+            "sElEcT 1",
             "  select * from t where name = 'SET x'",
             "INSERT INTO t VALUES (1)",
             "UPDATE t SET a = 1",
@@ -329,7 +369,9 @@ mod tests {
     fn session_state() {
         for sql in [
             "SET search_path = x",
+            "Set Search_Path = x",
             "set application_name to 'a'",
+            "SELECT PG_ADVISORY_LOCK(1)",
             "SET SESSION AUTHORIZATION pw_user",
             "SET ROLE x",
             "RESET ALL",
