@@ -101,8 +101,17 @@ impl GaleraBuilder {
 
     /// Bootstraps node 0, creates database `test` and the testkit's users,
     /// then starts the other nodes and waits until every node is Synced.
+    ///
+    /// A node that exits during the start (another process took one of its
+    /// four ports meanwhile) makes it start over once, on fresh ports.
     pub fn start(self) -> Result<Galera, TestkitError> {
-        Galera::launch(self)
+        match Galera::launch(self.clone()) {
+            Err(TestkitError::ExitedDuringStartup { log_tail, .. }) => {
+                tracing::warn!(%log_tail, "a Galera node exited during the start; starting over");
+                Galera::launch(self)
+            }
+            other => other,
+        }
     }
 }
 
@@ -318,8 +327,14 @@ impl Galera {
     /// at most `timeout`. Fails early if the node exits.
     pub fn wait_synced(&mut self, i: usize, timeout: Duration) -> Result<(), TestkitError> {
         self.wait_for(timeout, &format!("node {i} to be Synced"), |c| {
-            if !c.nodes[i].process.is_running() {
-                return Err(TestkitError::NotRunning { server: SERVER });
+            let node = &mut c.nodes[i];
+            if !node.process.is_running() {
+                return Err(TestkitError::ExitedDuringStartup {
+                    server: SERVER,
+                    port: node.port,
+                    status: "exited".to_owned(),
+                    log_tail: node.process.log_tail(),
+                });
             }
             Ok(c.status(i).is_ok_and(|s| s.is_synced()))
         })

@@ -10,15 +10,20 @@
 //!   which node and keeps per-node state (`nodes.rs`).
 //! - Per-node invalidation without the core's help: the core retires every
 //!   connection when a manager classifies an error as
-//!   [`ErrorClass::Disconnect`](poolwarden::ErrorClass::Disconnect). This
-//!   manager never does: a disconnect is [`ErrorClass::Broken`](poolwarden::ErrorClass::Broken)
-//!   (only that connection goes) and wakes the health checks. When a check
-//!   (or a failed connect) finds a node down, the node's generation moves on;
-//!   each [`ClusterConn`] remembers the node generation it was opened in, and
-//!   the probes answer `Closed` (at checkout) or `Corrupt` (at return, where
-//!   the core would read `Closed` as a whole-server disconnect) for
-//!   connections of an older generation. So that node's connections are
-//!   retired at their next checkout or return, and no others.
+//!   [`ErrorClass::Disconnect`](poolwarden::ErrorClass::Disconnect), and
+//!   black-holes the pool on [`ErrorClass::Unresponsive`](poolwarden::ErrorClass::Unresponsive)
+//!   or a validation ping it had to time out. This manager never lets one
+//!   node cause that: a disconnect or an unresponsive command is
+//!   [`ErrorClass::Broken`](poolwarden::ErrorClass::Broken) (only that
+//!   connection goes) and wakes the health checks, and `validate` bounds
+//!   its ping itself (`check_timeout`). When a check (or a failed connect)
+//!   finds a node down, the node's generation moves on; each
+//!   [`ClusterConn`] remembers the node generation it was opened in, and
+//!   for connections of an older generation the probes answer `Closed` (at
+//!   checkout) or `Corrupt` (at return, where the core would read `Closed`
+//!   as a whole-server disconnect) and `validate` fails at once. So that
+//!   node's connections are retired at their next checkout or return, and
+//!   no others.
 //! - Health comes from the server (`reading.rs`): for Galera `wsrep_ready`,
 //!   `wsrep_cluster_status = Primary`, `wsrep_local_state = 4` (Synced;
 //!   Donor/Desynced if allowed), checked on every new connection before the
