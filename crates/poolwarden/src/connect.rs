@@ -17,7 +17,7 @@ use crate::health::{self, Meta};
 use crate::inventory::State;
 use crate::manager::{ErrorClass, Manager};
 use crate::observe::{Event, ManagerCall};
-use crate::pool::Shared;
+use crate::shared::Shared;
 
 /// Counts a checkout as waiting while it lives.
 struct Waiting<'a, M: Manager>(&'a Shared<M>);

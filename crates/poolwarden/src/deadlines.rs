@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::manager::Manager;
-use crate::pool::Shared;
+use crate::shared::Shared;
 
 const NONE: u64 = u64::MAX;
 

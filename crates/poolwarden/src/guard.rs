@@ -12,8 +12,8 @@ use crate::health::{self, AtReturn, Returned};
 use crate::inventory::Live;
 use crate::manager::{ErrorClass, Manager, Probe};
 use crate::observe::{Event, InvalidationCause};
-use crate::pool::Shared;
 use crate::recycle::Held;
+use crate::shared::Shared;
 use crate::status::CloseReason;
 
 /// A checked-out connection. Derefs to the manager's connection; dropping it

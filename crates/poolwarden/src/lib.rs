@@ -18,6 +18,7 @@ mod manager;
 mod observe;
 mod pool;
 mod recycle;
+mod shared;
 mod slots;
 mod status;
 mod transactional;
