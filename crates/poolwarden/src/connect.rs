@@ -137,6 +137,7 @@ impl<M: Manager> Shared<M> {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(None);
             }
+            self.ensure_sweeper();
             self.deadlines.publish(deadline);
             plan = self.plan_locked(&mut self.inv.lock(), Some(since));
         }

@@ -203,3 +203,38 @@ async fn every_waiter_times_out_at_its_own_deadline() {
     drop(held);
     check(&pool);
 }
+
+/// The sweeper that enforces waiters' deadlines lives on one runtime; when
+/// that runtime shuts down, a waiter on another runtime still times out on
+/// time (it starts a sweeper on its own).
+#[test]
+fn a_waiter_keeps_its_deadline_after_the_sweepers_runtime_shut_down() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let m = Scripted::default();
+    let first = runtime();
+    let (pool, held) = first.block_on(async {
+        let pool = crate::Pool::builder(m.clone())
+            .max_size(1)
+            .checkout_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let held = pool.get().await.unwrap();
+        // A waiter here starts the sweeper on this runtime.
+        assert!(pool.get().await.unwrap_err().is_timeout());
+        (pool, held)
+    });
+    drop(first);
+    runtime().block_on(async {
+        let start = tokio::time::Instant::now();
+        let err = pool.get().await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    });
+    drop(held);
+}
