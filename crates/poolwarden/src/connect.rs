@@ -48,6 +48,14 @@ impl<M: Manager> Default for Plan<M> {
     }
 }
 
+/// Where a waiting checkout began: the connect attempts and Unresponsive
+/// events seen so far. It fails fast only with what comes after.
+#[derive(Clone, Copy)]
+pub(crate) struct Since {
+    attempts: u64,
+    unresponsive: u64,
+}
+
 /// A reserved connect: `connecting` counts it until it becomes an open
 /// connection ([`Reservation::opened`], which consumes it) or is dropped
 /// (the connect failed, timed out, panicked, or the task was cancelled). No
@@ -118,7 +126,10 @@ impl<M: Manager> Shared<M> {
         self.inv.summary.waiting.fetch_add(1, Relaxed);
         let _waiting = Waiting(&**self);
         // Fail fast only with the error of an attempt that starts after now.
-        let since = self.inv.summary.attempts.load(Relaxed);
+        let since = Since {
+            attempts: self.inv.summary.attempts.load(Relaxed),
+            unresponsive: self.inv.summary.unresponsive_events.load(Relaxed),
+        };
         let mut plan = if self.inv.summary.settled.load(Relaxed) {
             Plan::default()
         } else {
@@ -152,7 +163,7 @@ impl<M: Manager> Shared<M> {
     /// pool has no connection and connecting fails (F2, F11).
     pub(crate) fn plan_connects(
         self: &Arc<Self>,
-        waiter: Option<u64>,
+        waiter: Option<Since>,
     ) -> Result<Option<Tick>, PoolError> {
         let plan = self.plan_locked(&mut self.inv.lock(), waiter);
         self.carry_out(plan)
@@ -163,7 +174,7 @@ impl<M: Manager> Shared<M> {
     fn plan_locked(
         self: &Arc<Self>,
         st: &mut State<M::Connection>,
-        waiter: Option<u64>,
+        waiter: Option<Since>,
     ) -> Plan<M> {
         let now = clock::now();
         let mut plan = Plan::default();
@@ -234,14 +245,23 @@ impl<M: Manager> Shared<M> {
     /// default) instead of its whole timeout, and attempts stay bounded by
     /// `max_connecting` per period.
     ///
-    /// While the server does not answer (black hole, see
-    /// [`ErrorClass::Unresponsive`]) every waiting checkout fails at once,
-    /// whatever the policy: waiting on a frozen server is what it prevents.
-    fn fail_fast(&self, st: &State<M::Connection>, since: u64) -> Option<PoolError> {
+    /// When the server stops answering (black hole, see
+    /// [`ErrorClass::Unresponsive`]), every checkout waiting at that moment
+    /// fails at once, whatever the policy: waiting on a frozen server is
+    /// what it prevents. A checkout that begins later waits for a round
+    /// trip of its own (a connect, bounded by `connect_timeout` and its own
+    /// deadline), so it never fails with a stale cause once the server is
+    /// back; a further Unresponsive event while it waits fails it fast.
+    fn fail_fast(&self, st: &State<M::Connection>, since: Since) -> Option<PoolError> {
         if let Some(source) = &st.connect.black_hole {
-            return Some(PoolError::Unresponsive {
-                source: Arc::clone(source),
-            });
+            // Only an event seen after this checkout began waiting: a
+            // checkout that starts after the server came back (before any
+            // round trip cleared the black hole) waits for its connect.
+            if st.connect.unresponsive_events > since.unresponsive {
+                return Some(PoolError::Unresponsive {
+                    source: Arc::clone(source),
+                });
+            }
         }
         if st.open() > 0 || st.connect.failures == 0 {
             return None;
@@ -250,7 +270,7 @@ impl<M: Manager> Shared<M> {
         if st.connect.fatal {
             return Some(PoolError::Fatal { source });
         }
-        let fresh = st.connecting() == 0 && st.connect.last_error_attempt > since;
+        let fresh = st.connecting() == 0 && st.connect.last_error_attempt > since.attempts;
         (fresh && self.cfg.when_unavailable == WhenUnavailable::FailFast)
             .then_some(PoolError::Unavailable { source })
     }
@@ -451,6 +471,7 @@ impl<M: Manager> Shared<M> {
         {
             let mut st = self.inv.lock();
             st.connect.black_hole = Some(error);
+            st.connect.unresponsive_events += 1;
             self.inv.publish(&st);
         }
         self.wake.notify_waiters();

@@ -56,7 +56,7 @@ impl<M: Manager> Pool<M> {
     /// - [`PoolError::Fatal`] when the server rejects the connection settings.
     /// - [`PoolError::Unresponsive`] when the server stopped answering while
     ///   its sockets stayed open ([`ErrorClass::Unresponsive`](crate::ErrorClass::Unresponsive)):
-    ///   fails fast until a round trip succeeds.
+    ///   a checkout waiting when that is seen fails at once.
     /// - [`PoolError::Closed`] after [`Pool::close`], including when the pool
     ///   closes while this checkout pings a connection.
     ///
