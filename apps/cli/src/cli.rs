@@ -75,7 +75,7 @@ pub(crate) struct DoctorArgs {
     pub(crate) processes: u32,
 
     /// Bound on connecting and on each query or request.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
     pub(crate) timeout: Duration,
 
     /// Print JSON for scripts instead of a table.
@@ -145,6 +145,14 @@ pub(crate) enum ColorWhen {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e} (write durations like 30s, 10m, 1h 30m, 500ms)"))
+}
+
+/// A positive duration: `--timeout 0s` would fail every connect at once.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be longer than zero (for example 5s)".to_owned()),
+        d => Ok(d),
+    }
 }
 
 fn parse_limit(s: &str) -> Result<Limit, String> {

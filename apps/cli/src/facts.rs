@@ -290,13 +290,14 @@ mod mysql {
     use mysql_async::prelude::Queryable;
     use mysql_async::{Conn, Opts, OptsBuilder};
 
-    /// MariaDB's and MySQL's error codes we give words to.
-    const ER_DBACCESS_DENIED: u16 = 1044;
-    const ER_ACCESS_DENIED: u16 = 1045;
-    const ER_ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
-    const ER_BAD_DB: u16 = 1049;
-    const ER_CON_COUNT: u16 = 1040;
-    const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
+    /// MariaDB's and MySQL's error codes we give words to, from their
+    /// owner (`poolwarden-mysql`).
+    use poolwarden_mysql::codes::{
+        ACCESS_DENIED as ER_ACCESS_DENIED,
+        ACCESS_DENIED_NO_PASSWORD as ER_ACCESS_DENIED_NO_PASSWORD,
+        DB_ACCESS_DENIED as ER_DBACCESS_DENIED, TOO_MANY_CONNECTIONS as ER_CON_COUNT,
+        TOO_MANY_USER_CONNECTIONS as ER_TOO_MANY_USER_CONNECTIONS, UNKNOWN_DATABASE as ER_BAD_DB,
+    };
 
     pub(super) async fn read(
         target: &Target,

@@ -14,6 +14,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use poolwarden::redact::Redactor;
 
 use crate::cli::{Cli, ColorWhen, Command, DoctorArgs};
 use crate::error::DoctorError;
@@ -40,19 +41,23 @@ fn main() -> ExitCode {
         ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
     }
     let json = args.json;
+    // Everything printed goes through this: a URL's password never leaves
+    // the process, whatever path (parse error, connect error, report).
+    let redactor = Redactor::for_url(&args.url);
     match run(&args) {
         Ok((report, code)) => {
             let mut out = anstream::stdout();
-            let _ = out.write_all(report.as_bytes());
+            let _ = out.write_all(redactor.text(&report).as_bytes());
             let _ = out.flush();
             ExitCode::from(code)
         }
         Err(e) => {
+            let message = redactor.text(&e.to_string());
             if json {
-                println!("{}", render::error_json(&e.to_string()));
+                println!("{}", render::error_json(&message));
             }
             let mut err = anstream::stderr();
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {message}");
             ExitCode::from(EXIT_UNDIAGNOSED)
         }
     }

@@ -11,7 +11,9 @@ pub(crate) const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/test"
 /// The post-mortem's API service, rebuilt on poolwarden.
 ///
 /// Settings come from flags, then environment variables, then the optional
-/// TOML file (`--config`), then defaults.
+/// TOML file (`--config`), then defaults. The flags are the service's: give
+/// them before the subcommand (`poolwarden-demo --listen ... serve`);
+/// `replay-incident` starts its own private server and takes none of them.
 #[derive(Debug, Parser)]
 #[command(name = "poolwarden-demo", version)]
 pub(crate) struct Cli {
@@ -20,18 +22,23 @@ pub(crate) struct Cli {
     pub(crate) command: Option<Command>,
     /// Database URL. When nothing answers at the default URL, a private
     /// MariaDB server is started for the demo (and the log says so).
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    #[arg(long, env = "DATABASE_URL")]
     pub(crate) database_url: Option<String>,
     /// Address to listen on.
-    #[arg(long, env = "POOLWARDEN_DEMO_LISTEN", global = true)]
+    #[arg(long, env = "POOLWARDEN_DEMO_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
-    /// A TOML file with `database_url`, `listen` and a `[pool]` table
-    /// (poolwarden's `PoolConfig`, durations like "30s").
-    #[arg(long, env = "POOLWARDEN_DEMO_CONFIG", global = true)]
+    /// Address of the operators' listener (`/debug/pool`, `/metrics`);
+    /// loopback by default, never the API listener.
+    #[arg(long, env = "POOLWARDEN_DEMO_ADMIN_LISTEN")]
+    pub(crate) admin_listen: Option<SocketAddr>,
+    /// A TOML file with `database_url`, `listen`, `admin_listen` and the
+    /// tables `[pool]` (poolwarden's `PoolConfig`, durations like "30s"),
+    /// `[http]` and `[reports]`.
+    #[arg(long, env = "POOLWARDEN_DEMO_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Stop after this many seconds (for smoke tests); runs until Ctrl-C
     /// or SIGTERM otherwise.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub(crate) run_for: Option<u64>,
 }
 

@@ -1,9 +1,11 @@
-//! Reaching the database: the configured server, or a private one when
-//! nothing answers on a loopback address; then the pool and the schema.
+//! Reaching the database: the URL the user gave, or, only for the default
+//! URL on a machine with no server, a private one (with a banner saying its
+//! data is thrown away); then the pool and the schema.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use poolwarden::redact::Redactor;
 use poolwarden::{Pool, PoolConfig, StartError};
 use poolwarden_mysql::MySqlManager;
 use poolwarden_testkit::MariaDb;
@@ -16,12 +18,11 @@ pub(crate) type DemoPool = Pool<MySqlManager>;
 /// Why the database could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DbError {
-    #[error("invalid database URL {url:?}: {source}")]
-    Url {
-        url: String,
-        source: mysql_async::Error,
-    },
-    #[error("nothing answers at {addr} and it is not a local address, so no private server can stand in; check --database-url")]
+    /// `url` and `reason` are redacted (a parser's message may quote the
+    /// password).
+    #[error("invalid database URL {url}: {reason}; fix --database-url, DATABASE_URL or database_url in the config file")]
+    Url { url: String, reason: String },
+    #[error("nothing answers at {addr}, the database given by --database-url, DATABASE_URL or the config file; start that server or fix the URL")]
     Unreachable { addr: String },
     #[error("nothing answered at {addr}, and starting a private MariaDB failed: {source}")]
     PrivateServer {
@@ -30,7 +31,7 @@ pub(crate) enum DbError {
     },
     #[error("cannot open the pool")]
     Pool(#[from] StartError),
-    #[error("cannot create the schema: {0}")]
+    #[error("cannot create the schema")]
     Schema(#[source] mysql_async::Error),
     #[error("cannot check out a connection for the schema")]
     Checkout(#[source] poolwarden::PoolError),
@@ -42,12 +43,6 @@ pub(crate) struct Database {
     pub(crate) url: String,
     /// Set when the demo started its own server.
     pub(crate) private: Option<MariaDb>,
-}
-
-/// Where a mysql URL points.
-fn address(url: &str) -> Option<(String, u16)> {
-    let opts = mysql_async::Opts::from_url(url).ok()?;
-    Some((opts.ip_or_hostname().to_owned(), opts.tcp_port()))
 }
 
 /// Whether something accepts TCP connections at host:port.
@@ -80,29 +75,41 @@ pub(crate) async fn start_private(
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-/// Reach the configured server or start a private one, open the pool
-/// (failing fast on bad settings) and create the schema.
-pub(crate) async fn open(url: &str, pool: PoolConfig) -> Result<Database, DbError> {
-    let (host, port) = address(url).ok_or_else(|| DbError::Url {
-        url: url.to_owned(),
-        source: mysql_async::Opts::from_url(url)
-            .err()
-            .map(mysql_async::Error::from)
-            .unwrap_or_else(|| mysql_async::Error::Other("no host in URL".into())),
-    })?;
+/// The error for a URL that does not parse, with nothing secret in it.
+fn bad_url(url: &str, source: &dyn std::fmt::Display) -> DbError {
+    let r = Redactor::for_url(url);
+    DbError::Url {
+        url: format!("{:?}", r.text(url)),
+        reason: r.text(&source.to_string()),
+    }
+}
+
+/// Reach the server at `url` and open the pool (failing fast on bad
+/// settings), then create the schema. When `given` is false (`url` is the
+/// default) and nothing answers on its loopback address, a private MariaDB
+/// is started instead, announced by a banner; a URL the user gave is used
+/// or the demo fails to start.
+pub(crate) async fn open(url: &str, given: bool, pool: PoolConfig) -> Result<Database, DbError> {
+    let opts = mysql_async::Opts::from_url(url).map_err(|e| bad_url(url, &e))?;
+    let (host, port) = (opts.ip_or_hostname().to_owned(), opts.tcp_port());
     let mut url = url.to_owned();
     let mut private = None;
     if !answers(&host, port).await {
         let addr = format!("{host}:{port}");
-        if !is_loopback(&host, port) {
+        if given || !is_loopback(&host, port) {
             return Err(DbError::Unreachable { addr });
         }
-        tracing::warn!("nothing answers at {addr}: starting a private MariaDB server for the demo (its data is thrown away on exit)");
         let server = start_private(Vec::new())
             .await
-            .map_err(|source| DbError::PrivateServer { addr, source })?;
+            .map_err(|source| DbError::PrivateServer {
+                addr: addr.clone(),
+                source,
+            })?;
         url = server.url();
-        tracing::warn!("private MariaDB server ready at {url}");
+        tracing::warn!(
+            "\n{line}\n  nothing answers at {addr} (the default database URL), so the demo\n  started a PRIVATE MariaDB server for this run at {url}.\n  ITS DATA IS THROWN AWAY WHEN THE DEMO STOPS. Give --database-url to keep data.\n{line}",
+            line = "=".repeat(76)
+        );
         private = Some(server);
     }
     let pool = open_pool(&url, pool).await?;
@@ -112,10 +119,9 @@ pub(crate) async fn open(url: &str, pool: PoolConfig) -> Result<Database, DbErro
 
 /// Build a pool for `url` and open its first connection.
 pub(crate) async fn open_pool(url: &str, config: PoolConfig) -> Result<DemoPool, DbError> {
-    let manager = MySqlManager::from_url(url).map_err(|source| DbError::Url {
-        url: url.to_owned(),
-        source,
-    })?;
+    let manager = MySqlManager::from_url(url)
+        .map_err(|e| bad_url(url, &e))?
+        .init_sql(schema::INIT_SQL.iter().copied());
     Ok(Pool::builder(manager)
         .config(config)
         .build_and_connect()

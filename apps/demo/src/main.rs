@@ -6,6 +6,8 @@ mod api;
 mod app;
 mod cli;
 mod database;
+mod http;
+mod logging;
 mod replay;
 mod schema;
 mod serve;
@@ -22,17 +24,13 @@ use crate::settings::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,poolwarden=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Every line this process prints goes through this redactor.
+    let redactor = settings::redactor(&cli);
+    logging::init(redactor.clone());
     let settings = match Settings::load(&cli) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", redactor.text(&error_chain(&e)));
             return ExitCode::from(2);
         }
     };
@@ -55,19 +53,25 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", error_chain(&*e));
+            eprintln!("error: {}", redactor.text(&error_chain(&*e)));
             ExitCode::FAILURE
         }
     }
 }
 
-/// An error and its sources on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources on one line; a source whose text the previous
+/// message already contains (an error that repeats its source) is skipped.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
+    let mut last = text.clone();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let next = s.to_string();
+        if !next.is_empty() && !last.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        last = next;
         source = s.source();
     }
     text

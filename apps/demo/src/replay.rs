@@ -179,9 +179,9 @@ async fn run_once(
         .config(setup.config())
         .observer(watch.clone())
         .build()?;
-    let mut state = AppState::new(pool.clone());
+    let mut state = AppState::new(pool.clone(), crate::settings::ReportSettings::default());
     state.legacy_hold = Some(legacy_hold(WAIT_TIMEOUT));
-    let router = app::router(state, None);
+    let router = app::router(state, &crate::settings::HttpSettings::default());
     let start = Instant::now();
     watch.0.lock().start = Some(start);
     let deadline = start + length;

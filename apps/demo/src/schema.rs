@@ -29,6 +29,19 @@ const MIGRATIONS: &[&str] = &[
         kind VARCHAR(40) NOT NULL,
         started_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
     ) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS demo_idempotency (
+        idem_key VARCHAR(100) NOT NULL PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        status SMALLINT UNSIGNED NULL,
+        body MEDIUMTEXT NULL,
+        created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+    ) ENGINE=InnoDB",
+];
+
+/// The demo's session settings: strict SQL mode, so the server refuses an
+/// out-of-range or truncated value instead of clamping it with a warning.
+pub(crate) const INIT_SQL: &[&str] = &[
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION'",
 ];
 
 /// Create or upgrade the schema.

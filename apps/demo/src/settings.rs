@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
+use poolwarden::redact::Redactor;
 use poolwarden::PoolConfig;
 use serde::Deserialize;
 
@@ -12,8 +14,16 @@ use crate::cli::{Cli, DEFAULT_DATABASE_URL};
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) database_url: String,
+    /// Whether the URL was given (flag, environment or file): then it is
+    /// used or the service fails to start; only the default URL may fall
+    /// back to a private server.
+    pub(crate) url_given: bool,
     pub(crate) listen: SocketAddr,
+    /// The operators' listener (`/debug/pool`, `/metrics`).
+    pub(crate) admin_listen: SocketAddr,
     pub(crate) pool: PoolConfig,
+    pub(crate) http: HttpSettings,
+    pub(crate) reports: ReportSettings,
 }
 
 /// The config file's shape.
@@ -22,7 +32,71 @@ pub(crate) struct Settings {
 struct FileSettings {
     database_url: Option<String>,
     listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
     pool: Option<PoolConfig>,
+    http: Option<HttpSettings>,
+    reports: Option<ReportSettings>,
+}
+
+/// HTTP limits (`[http]` in the config file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpSettings {
+    /// How long a client may take to send a request's headers, and how long
+    /// an idle keep-alive connection is kept. Defaults to 10s; prevents
+    /// slow-loris connections holding sockets for minutes.
+    #[serde(with = "humantime_serde")]
+    pub(crate) header_read_timeout: Duration,
+    /// How long a client may take to send a request's body. Defaults to
+    /// 10s; prevents a partial body holding a handler (and its connection).
+    #[serde(with = "humantime_serde")]
+    pub(crate) body_timeout: Duration,
+    /// How long a request may take in all (503 after). Defaults to 30s.
+    #[serde(with = "humantime_serde")]
+    pub(crate) request_timeout: Duration,
+    /// Concurrent client connections; further ones wait in the listen
+    /// backlog. Defaults to 1024; prevents running out of file descriptors.
+    pub(crate) max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Report work (`[reports]` in the config file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ReportSettings {
+    /// Connections report work may hold at once (its bulkhead). Defaults
+    /// to 2; the rest of the pool is kept for requests.
+    pub(crate) max_connections: u32,
+    /// Reports accepted but not finished; `POST /reports` answers 429 when
+    /// full. Defaults to 64.
+    pub(crate) queue: usize,
+    /// Finished reports kept for `GET /reports/{id}`, oldest dropped first.
+    /// Defaults to 1000.
+    pub(crate) keep: usize,
+    /// How long a finished report is kept. Defaults to 10m.
+    #[serde(with = "humantime_serde")]
+    pub(crate) keep_for: Duration,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            max_connections: 2,
+            queue: 64,
+            keep: 1000,
+            keep_for: Duration::from_secs(600),
+        }
+    }
 }
 
 /// Why settings could not be loaded.
@@ -34,12 +108,13 @@ pub(crate) enum SettingsError {
         path: String,
         source: std::io::Error,
     },
-    /// The file is not valid.
-    #[error("invalid config file {path}: {source}")]
-    Parse {
-        path: String,
-        source: Box<toml::de::Error>,
-    },
+    /// The file is not valid. The message is redacted: TOML errors quote
+    /// the offending line, which may hold a password.
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
 }
 
 impl Settings {
@@ -55,15 +130,55 @@ impl Settings {
         if pool.name == PoolConfig::default().name {
             pool.name = "demo".to_owned();
         }
+        let http = file.http.unwrap_or_default();
+        let reports = file.reports.unwrap_or_default();
+        if http.max_connections == 0 || reports.queue == 0 || reports.max_connections == 0 {
+            return Err(SettingsError::Invalid(
+                "http.max_connections, reports.queue and reports.max_connections must be 1 or more"
+                    .to_owned(),
+            ));
+        }
+        if reports.max_connections >= pool.max_size {
+            return Err(SettingsError::Invalid(format!(
+                "reports.max_connections ({}) must be below pool.max_size ({}), or reports could take every connection requests need",
+                reports.max_connections, pool.max_size
+            )));
+        }
         Ok(Settings {
+            url_given: explicit_url.is_some(),
             database_url: explicit_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             listen: cli
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            admin_listen: cli
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
             pool,
+            http,
+            reports,
         })
     }
+}
+
+/// A redactor for everything this process may print: the URL from the
+/// flag or environment and every URL in the config file.
+pub(crate) fn redactor(cli: &Cli) -> Redactor {
+    let mut r = Redactor::new();
+    if let Some(url) = &cli.database_url {
+        r.add_url(url);
+    }
+    if let Some(text) = cli
+        .config
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        for line in text.lines() {
+            r.add_url(line);
+        }
+    }
+    r
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
@@ -72,9 +187,25 @@ fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
         path: shown.clone(),
         source,
     })?;
-    toml::from_str(&text).map_err(|source| SettingsError::Parse {
-        path: shown,
-        source: Box::new(source),
+    toml::from_str(&text).map_err(|e| {
+        // Not `e.to_string()`: it quotes the line, which may hold a password.
+        let mut r = Redactor::new();
+        for line in text.lines() {
+            r.add_url(line);
+        }
+        let at = e
+            .span()
+            .map(|s| {
+                format!(
+                    "line {}: ",
+                    text[..s.start.min(text.len())].lines().count().max(1)
+                )
+            })
+            .unwrap_or_default();
+        SettingsError::Parse {
+            path: shown,
+            message: r.text(&format!("{at}{}", e.message())),
+        }
     })
 }
 

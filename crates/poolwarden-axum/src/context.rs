@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -197,7 +198,9 @@ impl RequestContext {
 
     /// Check out a connection labelled with this context, waiting at most
     /// the pool's `checkout_timeout` or until the request's
-    /// [`deadline`](RequestContext::deadline), whichever is earlier.
+    /// [`deadline`](RequestContext::deadline), whichever is earlier
+    /// ([`Pool::get_until`]: the deadline then also bounds the connection's
+    /// commands, with a manager that supports it).
     ///
     /// The checkout's source location is **the caller of this method**
     /// (`#[track_caller]`), so leak reports point at the code that holds the
@@ -215,16 +218,14 @@ impl RequestContext {
         &self,
         pool: &'p Pool<M>,
     ) -> impl Future<Output = Result<PooledConnection<M>, PoolError>> + Send + 'p {
-        // TODO(contract: Pool::get_until): `pool.get_until(deadline)` once
-        // core lands, so that the deadline also bounds the commands.
-        let timeout = match self.deadline() {
-            Some(deadline) => pool
-                .config()
-                .checkout_timeout
-                .min(deadline.saturating_duration_since(Instant::now())),
-            None => pool.config().checkout_timeout,
+        // Called here, not in an async block, so that `#[track_caller]`
+        // records our caller; boxed to unify the two future types.
+        let checkout: Pin<Box<dyn Future<Output = _> + Send + 'p>> = match self.deadline() {
+            // The deadline also goes to the manager (`on_hand_out`), which
+            // bounds the connection's commands by it.
+            Some(deadline) => Box::pin(pool.get_until(deadline)),
+            None => Box::pin(pool.get()),
         };
-        let checkout = pool.get_timeout(timeout);
         self.labelled(checkout)
     }
 

@@ -5,6 +5,7 @@ mod db;
 mod deadline;
 mod debug;
 mod home;
+mod log_limit;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod rejection;
@@ -17,6 +18,7 @@ pub use context::RequestContext;
 pub use db::Db;
 pub use deadline::{DeadlineLayer, DeadlineService, RequestDeadline, DEADLINE_EXCEEDED};
 pub use debug::{debug_router, pool_debug_handler, PoolSnapshot, DEBUG_POOL_PATH};
+pub use log_limit::{LogLimiter, LOG_INTERVAL};
 #[cfg(feature = "metrics")]
 pub use metrics::{install_prometheus, metrics_handler, metrics_router, METRICS_PATH};
 #[cfg(feature = "metrics")]

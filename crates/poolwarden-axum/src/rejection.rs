@@ -10,6 +10,7 @@ use http::{header, HeaderValue, StatusCode};
 use poolwarden::PoolError;
 
 use crate::context::RequestContext;
+use crate::log_limit::LogLimiter;
 
 /// The `error` code in the body of a failed checkout.
 pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
@@ -128,8 +129,20 @@ impl IntoResponse for DbRejection {
     }
 }
 
-/// Log a failed checkout with everything an operator needs.
+/// Log a failed checkout with everything an operator needs, at most one
+/// line per kind of failure per [`LOG_INTERVAL`](crate::LOG_INTERVAL), with
+/// the count of those held back (an outage fails every request the same way).
 fn log_checkout_error(error: &PoolError, ctx: Option<&RequestContext>, pool: Option<&str>) {
+    let cause = match error {
+        PoolError::Timeout(_) => "checkout timeout",
+        PoolError::Unavailable { .. } => "database unavailable",
+        PoolError::Fatal { .. } => "connection settings rejected",
+        PoolError::Closed => "pool closed",
+        _ => "checkout failed",
+    };
+    let Some(held_back) = LogLimiter::global().admit(cause) else {
+        return;
+    };
     let request_id = ctx.map(RequestContext::request_id);
     let method = ctx.map(|c| c.method().as_str());
     let route = ctx.map(RequestContext::route);
@@ -140,7 +153,8 @@ fn log_checkout_error(error: &PoolError, ctx: Option<&RequestContext>, pool: Opt
             method,
             route,
             error = %timeout,
-            "database checkout timed out; answering 503 (the error names the pool's longest holders)"
+            held_back,
+            "database checkout timed out; answering 503 (the error names the pool's longest holders; `held_back` more like it since the last line)"
         ),
         _ => tracing::error!(
             pool,
@@ -149,7 +163,8 @@ fn log_checkout_error(error: &PoolError, ctx: Option<&RequestContext>, pool: Opt
             route,
             error = %error,
             source = error.source().map(tracing::field::display),
-            "database checkout failed; answering 503"
+            held_back,
+            "database checkout failed; answering 503 (`held_back` more like it since the last line)"
         ),
     }
 }

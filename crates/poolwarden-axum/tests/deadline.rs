@@ -162,3 +162,48 @@ async fn a_transaction_cut_at_the_deadline_is_never_committed_and_its_connection
     assert_eq!(body_text(response).await, "2");
     assert_eq!(fake.log(), ["BEGIN #1", "BEGIN #2", "COMMIT #2"]);
 }
+
+#[tokio::test]
+async fn db_and_tx_carry_the_request_deadline_to_the_manager() {
+    let fake = Fake::default();
+    let pool = slow_pool(&fake, 2);
+    let app = Router::new()
+        .route(
+            "/db",
+            get(|db: Db<Fake>| async move {
+                let carried = poolwarden::PooledConnection::deadline(&db);
+                format!(
+                    "{}",
+                    carried.is_some() && carried == db.context().deadline()
+                )
+            }),
+        )
+        .route(
+            "/tx",
+            get(|tx: Tx<Fake>| async move {
+                let carried = poolwarden::PooledConnection::deadline(&tx);
+                format!(
+                    "{}",
+                    carried.is_some() && carried == tx.context().deadline()
+                )
+            }),
+        )
+        .route(
+            "/none",
+            get(|db: Db<Fake>| async move {
+                format!("{:?}", poolwarden::PooledConnection::deadline(&db))
+            }),
+        );
+    let with_layer = app
+        .clone()
+        .layer(TxLayer::new())
+        .layer(DeadlineLayer::new(LONG))
+        .with_state(pool.clone());
+    for path in ["/db", "/tx"] {
+        let response = call(with_layer.clone(), request("GET", path, None)).await;
+        assert_eq!(body_text(response).await, "true", "{path}");
+    }
+    let without = app.with_state(pool);
+    let response = call(without, request("GET", "/none", None)).await;
+    assert_eq!(body_text(response).await, "None");
+}

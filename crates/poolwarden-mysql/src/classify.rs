@@ -31,6 +31,8 @@ pub mod codes {
     pub const UNKNOWN_DATABASE: u16 = 1049;
     /// `ER_SERVER_SHUTDOWN`: server shutdown in progress.
     pub const SERVER_SHUTDOWN: u16 = 1053;
+    /// `ER_DUP_ENTRY`: a unique key already has this value.
+    pub const DUP_ENTRY: u16 = 1062;
     /// `ER_NO_SUCH_THREAD`: `KILL` of a session that no longer exists.
     pub const UNKNOWN_THREAD: u16 = 1094;
     /// `ER_HOST_IS_BLOCKED`: too many connection errors from this host.
@@ -59,10 +61,19 @@ pub mod codes {
     pub const USER_LIMIT_REACHED: u16 = 1226;
     /// `ER_NOT_SUPPORTED_AUTH_MODE`: the client cannot do the auth plugin.
     pub const AUTH_MODE_NOT_SUPPORTED: u16 = 1251;
+    /// `ER_WARN_DATA_OUT_OF_RANGE`: a value out of the column's range (an
+    /// error in strict SQL mode).
+    pub const DATA_OUT_OF_RANGE: u16 = 1264;
     /// `ER_QUERY_INTERRUPTED` (`KILL QUERY`, `max_statement_time`).
     pub const QUERY_INTERRUPTED: u16 = 1317;
+    /// `ER_ROW_IS_REFERENCED_2`: a row other rows refer to (foreign key).
+    pub const ROW_IS_REFERENCED: u16 = 1451;
+    /// `ER_NO_REFERENCED_ROW_2`: the row a foreign key refers to is missing.
+    pub const NO_REFERENCED_ROW: u16 = 1452;
     /// `ER_PLUGIN_IS_NOT_LOADED` (for example a missing auth plugin).
     pub const PLUGIN_NOT_LOADED: u16 = 1524;
+    /// `ER_DATA_OUT_OF_RANGE`: an arithmetic result out of its type's range.
+    pub const ARITHMETIC_OUT_OF_RANGE: u16 = 1690;
     /// `ER_ACCESS_DENIED_NO_PASSWORD_ERROR`: access denied (MariaDB also
     /// answers this for an unknown user, and for failed `unix_socket` auth).
     pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
@@ -97,9 +108,10 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   "commands out of sync" family).
 /// * [`ErrorClass::Broken`]: other protocol damage, and client-side
 ///   statement errors that mysql_async raises inside a command (it closes the
-///   socket after them, so the connection is gone). For now also a
-///   [`CommandTimeout`] (a command that passed its deadline), which becomes
-///   the class for "the server did not answer" once the pool has it.
+///   socket after them, so the connection is gone).
+/// * [`ErrorClass::Unresponsive`]: a [`CommandTimeout`] (a command that
+///   passed its deadline while the socket stayed open); `Keep` for one
+///   that was not sent because its deadline had already passed.
 /// * [`ErrorClass::Fatal`]: 1044, 1045, 1049, 1129, 1130, 1251, 1524, 1698,
 ///   1820, 1862, 3118, 3159, 4151, URL errors, TLS and authentication-plugin
 ///   configuration errors (F11).
@@ -118,17 +130,21 @@ pub fn classify_error(error: &Error) -> ErrorClass {
         Error::Io(e) => classify_io(e),
         Error::Driver(e) => classify_driver(e),
         Error::Url(_) => ErrorClass::Fatal,
-        Error::Other(e) if e.is::<CommandTimeout>() => command_timeout_class(),
+        Error::Other(e) if e.is::<CommandTimeout>() => {
+            command_timeout_class(e.downcast_ref::<CommandTimeout>())
+        }
         Error::Other(_) => ErrorClass::Broken,
     }
 }
 
 /// A command that passed its deadline: the server did not answer while the
-/// socket stayed open.
-// TODO(contract: ErrorClass::Unresponsive): map to `Unresponsive` once core
-// lands; `Broken` discards the connection meanwhile.
-fn command_timeout_class() -> ErrorClass {
-    ErrorClass::Broken
+/// socket stayed open. One that was not sent (its deadline had passed
+/// before) says nothing about the server or the connection.
+fn command_timeout_class(timeout: Option<&CommandTimeout>) -> ErrorClass {
+    match timeout {
+        Some(t) if !t.sent => ErrorClass::Keep,
+        _ => ErrorClass::Unresponsive,
+    }
 }
 
 /// The class of a server error, by its code.

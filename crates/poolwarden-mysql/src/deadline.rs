@@ -91,6 +91,10 @@ pub struct CommandTimeout {
     pub connection_id: u32,
     /// Which deadline ended it.
     pub source: DeadlineSource,
+    /// Whether the command was sent. `false`: its deadline had already
+    /// passed when it was called, so nothing was sent; the connection is
+    /// untouched and stays usable.
+    pub sent: bool,
 }
 
 impl CommandTimeout {
@@ -105,6 +109,16 @@ impl CommandTimeout {
 
 impl fmt::Display for CommandTimeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.sent {
+            return write!(
+                f,
+                "MySQL command `{}` on connection {} was not sent: its deadline had already \
+                 passed. To give it time: {}",
+                self.command,
+                self.connection_id,
+                self.source.remedy()
+            );
+        }
         write!(
             f,
             "MySQL command `{}` on connection {} got no answer within {} ms (its deadline); \
@@ -150,6 +164,15 @@ pub(crate) struct Deadlines {
     call_timeout: Option<Duration>,
     /// The checkout's deadline and whether `set_deadline` replaced it.
     deadline: Option<(Instant, DeadlineSource)>,
+}
+
+impl Bound {
+    /// The deadline had passed when the command was called: do not send it
+    /// (a command sent now could still be applied by the server while its
+    /// caller is told it failed).
+    pub(crate) fn already_passed(&self) -> bool {
+        self.at <= self.started
+    }
 }
 
 impl Deadlines {
@@ -234,9 +257,22 @@ impl Expiry<'_> {
             waited: bound.at.saturating_duration_since(bound.started),
             connection_id: self.connection_id,
             source: bound.source,
+            sent: true,
         };
         tracing::warn!(%error, "command deadline passed");
         error
+    }
+
+    /// The deadline had passed before the command was sent: nothing to
+    /// mark, nothing to kill.
+    pub(crate) fn too_late(self, bound: Bound) -> CommandTimeout {
+        CommandTimeout {
+            command: self.command,
+            waited: Duration::ZERO,
+            connection_id: self.connection_id,
+            source: bound.source,
+            sent: false,
+        }
     }
 }
 
@@ -333,6 +369,9 @@ mod tests {
             Some(DeadlineSource::CommandTimeout)
         );
         assert!(Deadlines::new(None).bound(now).is_none());
+        d.set_deadline(Some(now));
+        assert!(d.bound(now).unwrap().already_passed());
+        assert!(!d.bound(now - S).unwrap().already_passed());
         assert!(Deadlines::new(Some(Duration::MAX)).bound(now).is_none());
     }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod classify;
+mod cluster;
 mod conn;
 mod connect;
 mod deadline;
@@ -9,13 +10,19 @@ mod kill;
 mod manager;
 mod policy;
 mod probe;
+mod queryable;
 mod reset;
 mod sql;
 mod stream;
+mod track;
 mod transactional;
 
 pub use classify::{classify_error, classify_server, codes, Classifier};
-pub use conn::{MySqlConn, TrackedStatement};
+pub use cluster::{
+    ClusterBuilder, ClusterConn, ClusterError, ClusterManager, DownReason, NodeState, NodeStatus,
+    Reading, Routing, METRIC_CLUSTER_NODE_CONNECTIONS, METRIC_CLUSTER_NODE_UP,
+};
+pub use conn::MySqlConn;
 pub use connect::DEFAULT_TCP_KEEPALIVE;
 pub use deadline::{CommandTimeout, DeadlineSource, WithTimeout};
 pub use kill::{DeadlineStats, KillOutcome, METRIC_COMMAND_TIMEOUTS, METRIC_KILLS};
@@ -23,6 +30,7 @@ pub use manager::{MySqlManager, DEFAULT_COMMAND_TIMEOUT, DEFAULT_KILL_TIMEOUT};
 pub use policy::ResetPolicy;
 pub use sql::may_change_session;
 pub use stream::BoundedStream;
+pub use track::TrackedStatement;
 
 pub use mysql_async;
 

@@ -312,10 +312,6 @@ impl Manager for MySqlManager {
 
     /// At return: the protocol state, then the policy (see [`ResetPolicy`]).
     fn probe_returned(&self, conn: &mut MySqlConn) -> Probe {
-        // The borrower's deadline overrides end with the checkout.
-        // TODO(contract: Manager::on_hand_out): also at hand-out, with the
-        // checkout's deadline, once core lands.
-        conn.deadlines.hand_out(None);
         self.probe_at(conn, At::Return)
     }
 
@@ -346,6 +342,13 @@ impl Manager for MySqlManager {
             Some(custom) => custom(error, class),
             None => class,
         }
+    }
+
+    /// The checkout's deadline bounds the borrower's commands (with the
+    /// command timeout: the earlier of the two, per command); the previous
+    /// borrower's `set_command_timeout`/`set_deadline` are forgotten.
+    fn on_hand_out(&self, conn: &mut MySqlConn, deadline: Option<tokio::time::Instant>) {
+        conn.deadlines.hand_out(deadline);
     }
 
     fn facts(&self, conn: &MySqlConn) -> ConnectionFacts {

@@ -19,7 +19,7 @@
 //!   error packet. Garbage right after a prepare (mysql_async parses the
 //!   prepare response as an OK packet), which is why the status is read
 //!   through [`MySqlConn::session`](crate::MySqlConn) (see `StatusSource`
-//!   in `conn.rs`).
+//!   in `track.rs`).
 //! * Nothing public says whether the stream is gone or whether a server error
 //!   from a later statement of a multi-statement query is still pending; both
 //!   show in `Conn`'s `Debug` output, which is only rendered on those rare

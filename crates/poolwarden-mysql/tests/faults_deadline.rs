@@ -9,9 +9,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{error_chain, Events, Paused};
+use common::{error_chain, Events, Kind, Paused};
 use futures_util::StreamExt;
-use poolwarden::Pool;
+use poolwarden::{ErrorClass, Pool, PoolError, PooledConnection};
 use poolwarden_mysql::mysql_async::prelude::Queryable;
 use poolwarden_mysql::{CommandTimeout, DeadlineSource, MySqlManager};
 use tokio::sync::mpsc;
@@ -87,7 +87,10 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
             let id = c.id();
             holding.send(()).await.unwrap();
             let result = c.query_first::<i64, _>("SELECT SLEEP(30) /* cut */").await;
-            (started.elapsed(), id, result)
+            let took = started.elapsed();
+            // As an application should: tell the pool (black hole).
+            let class = result.as_ref().err().map(|e| c.report_error(e));
+            (took, id, result, class)
         }));
     }
     for _ in 0..10 {
@@ -107,7 +110,7 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
     let mut cut_ids = HashSet::new();
     let mut holder_times = Vec::new();
     for h in holders {
-        let (took, id, result) = tokio::time::timeout(Duration::from_secs(30), h)
+        let (took, id, result, class) = tokio::time::timeout(Duration::from_secs(30), h)
             .await
             .expect("a holder hung on a frozen server")
             .unwrap();
@@ -115,19 +118,29 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
         let timeout = CommandTimeout::find(&err).unwrap_or_else(|| panic!("not a deadline: {err}"));
         assert_eq!(timeout.connection_id, id);
         assert_eq!(timeout.source, DeadlineSource::CommandTimeout);
+        assert_eq!(class, Some(ErrorClass::Unresponsive));
         assert!(took <= DEADLINE + SLACK, "holder answered after {took:?}");
         cut_ids.insert(u64::from(id));
         holder_times.push(took);
     }
     let mut waiter_times = Vec::new();
+    let mut waiters_timed_out = 0;
     for w in waiters {
         let (took, result) = tokio::time::timeout(Duration::from_secs(30), w)
             .await
             .expect("a waiter hung on a frozen server")
             .unwrap();
         let err = result.expect_err("a checkout succeeded on a frozen server");
-        assert!(err.is_timeout(), "{}", error_chain(&err));
+        // Timed out, or failed fast once a holder reported the black hole.
+        assert!(
+            err.is_timeout() || matches!(err, PoolError::Unresponsive { .. }),
+            "{}",
+            error_chain(&err)
+        );
         assert!(took <= DEADLINE + SLACK, "waiter answered after {took:?}");
+        if err.is_timeout() {
+            waiters_timed_out += 1;
+        }
         waiter_times.push(took);
     }
     assert_eq!(cut_ids, warm_ids, "each holder had its own warm connection");
@@ -157,6 +170,23 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
         running(&db, "cut */")
     );
     assert!(running(&db, "cut */").is_empty());
+
+    // The pool fails checkouts fast until a round trip proves the server
+    // again (black hole): the first checkout after SIGCONT may fail fast,
+    // and starts the connect that is that proof (no connection can open
+    // while the server is frozen, so any opened since is after SIGCONT).
+    let first_after_resume = match pool.get_timeout(Duration::from_secs(10)).await {
+        Ok(_) => "served",
+        Err(PoolError::Unresponsive { .. }) => "failed fast (black hole not yet cleared)",
+        Err(e) => panic!("after SIGCONT: {}", error_chain(&e)),
+    };
+    let reconnected = events
+        .wait_for(Duration::from_secs(10), |r| {
+            matches!(r.kind, Kind::Connected { .. }) && r.at > frozen_at
+        })
+        .await
+        .expect("no connection opened within 10 s of SIGCONT");
+    let recovered_after = reconnected.at.saturating_duration_since(resumed_at);
 
     // 20 sequential queries, each gets its own answer, on new connections.
     for k in 0..20_i64 {
@@ -190,8 +220,9 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
     waiter_times.sort();
     eprintln!(
         "deadline proof: holders answered after {:?}..{:?}, waiters after {:?}..{:?} \
-         (deadline 2 s); frozen for {frozen_for:?}; no cut session left {clean_after:?} after \
-         SIGCONT; {stats:?}",
+         ({waiters_timed_out} timed out, the others failed fast as Unresponsive; deadline 2 s); frozen for {frozen_for:?}; no cut session left {clean_after:?} after \
+         SIGCONT; first checkout after SIGCONT {first_after_resume}, first connection opened \
+         {recovered_after:?} after SIGCONT; {stats:?}",
         holder_times[0], holder_times[9], waiter_times[0], waiter_times[9],
     );
 }
@@ -285,8 +316,11 @@ async fn a_slow_statement_is_cut_and_killed_on_a_live_server() {
         "{:?}",
         pool.manager().deadline_stats()
     );
+    // Killed: the session ends (its thread may take a moment to go).
     assert!(
-        !common::server_threads(&db).contains(&id),
+        common::poll_until(Duration::from_secs(10), || !common::server_threads(&db)
+            .contains(&id))
+        .await,
         "killed session still there"
     );
     let rows = common::admin(&db, "SELECT COUNT(*) FROM test.dl_live");
@@ -331,4 +365,91 @@ async fn a_stream_is_bounded_to_its_last_row() {
     );
     drop(rows);
     assert!(c.timed_out());
+}
+
+/// The checkout's deadline (`Pool::get_until`) bounds the commands; the
+/// next checkout forgets it and the previous borrower's overrides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkout_deadline_bounds_the_commands_until_the_next_checkout() {
+    let db = common::shared_mariadb();
+    let pool = Pool::builder(manager(&db.url(), Duration::from_secs(30)))
+        .max_size(1)
+        .build()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+    let mut c = pool.get_until(deadline).await.unwrap();
+    assert_eq!(PooledConnection::deadline(&c), Some(deadline));
+    let err = c
+        .query_drop("DO SLEEP(20)")
+        .await
+        .expect_err("SLEEP(20) finished before the checkout's deadline");
+    let timeout = CommandTimeout::find(&err).expect("a CommandTimeout");
+    assert_eq!(timeout.source, DeadlineSource::CheckoutDeadline);
+    assert!(timeout.waited <= Duration::from_millis(400));
+    drop(c);
+
+    // A fresh connection, bounded by the manager's timeout only; this
+    // borrower lengthens its own, the next one gets the default back.
+    let mut c = pool.get().await.unwrap();
+    assert_eq!(PooledConnection::deadline(&c), None);
+    let id = c.id();
+    c.set_command_timeout(Some(Duration::from_millis(100)));
+    drop(c);
+    let mut c = pool.get().await.unwrap();
+    assert_eq!(c.id(), id, "the same connection");
+    c.query_drop("DO SLEEP(0.3)")
+        .await
+        .expect("the previous borrower's 100 ms no longer applies");
+    let err = c
+        .with_timeout(Duration::from_millis(100))
+        .query_drop("DO SLEEP(20)")
+        .await
+        .expect_err("SLEEP(20) within 100 ms");
+    assert_eq!(
+        CommandTimeout::find(&err).map(|t| t.source),
+        Some(DeadlineSource::CallTimeout)
+    );
+}
+
+/// A command called after its deadline has passed is not sent (a late
+/// `COMMIT` must not be applied while its caller is told it failed): the
+/// error says so, the connection stays usable and nothing is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_past_its_deadline_is_not_sent() {
+    let db = common::shared_mariadb();
+    let pool = Pool::builder(manager(&db.url(), Duration::from_secs(30)))
+        .max_size(1)
+        .build()
+        .unwrap();
+    let mut c = pool.get().await.unwrap();
+    let id = c.id();
+    c.query_drop("CREATE TEMPORARY TABLE dl_unsent (a INT)")
+        .await
+        .unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO dl_unsent VALUES (1)")
+        .await
+        .unwrap();
+    c.set_deadline(Some(tokio::time::Instant::now()));
+    let err = c
+        .query_drop("COMMIT")
+        .await
+        .expect_err("sent after its deadline");
+    let timeout = CommandTimeout::find(&err).expect("a CommandTimeout");
+    assert!(!timeout.sent, "{timeout:?}");
+    assert!(err.to_string().contains("not sent"), "{err}");
+    assert_eq!(c.report_error(&err), ErrorClass::Keep);
+    assert!(!c.timed_out());
+
+    // Still in the transaction on the same connection: the COMMIT never
+    // reached the server.
+    c.set_deadline(None);
+    c.query_drop("ROLLBACK").await.unwrap();
+    let n: Option<i64> = c
+        .query_first("SELECT COUNT(*) FROM dl_unsent")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(0));
+    assert_eq!(c.id(), id);
+    assert_eq!(pool.manager().deadline_stats().command_timeouts, 0);
 }

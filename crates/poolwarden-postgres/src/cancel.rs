@@ -13,6 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_postgres::config::Host;
 use tokio_postgres::{CancelToken, Config, NoTls};
 
+use crate::tls::Tls;
+
 /// Where to send the cancel request: the single host of the config, or
 /// `None` to let tokio-postgres find it again.
 #[derive(Debug, Clone)]
@@ -20,10 +22,19 @@ pub(crate) enum CancelTarget {
     Tcp(String, u16),
     Unix(std::path::PathBuf),
     Driver,
+    /// Through tokio-postgres with TLS (the request is encrypted like the
+    /// connection; no wait for the server's close).
+    #[cfg(feature = "tls-rustls")]
+    Tls(Tls),
 }
 
 impl CancelTarget {
-    pub(crate) fn of(config: &Config) -> CancelTarget {
+    pub(crate) fn of(config: &Config, tls: &Tls) -> CancelTarget {
+        #[cfg(feature = "tls-rustls")]
+        if let Tls::Rustls(_) = tls {
+            return CancelTarget::Tls(tls.clone());
+        }
+        let _ = tls;
         let port = config.get_ports().first().copied().unwrap_or(5432);
         match config.get_hosts() {
             [Host::Tcp(h)] if config.get_hostaddrs().is_empty() => {
@@ -66,6 +77,12 @@ async fn send(token: &CancelToken, target: &CancelTarget) -> std::io::Result<()>
             .cancel_query(NoTls)
             .await
             .map_err(std::io::Error::other),
+        #[cfg(feature = "tls-rustls")]
+        CancelTarget::Tls(tls) => match tls {
+            Tls::Rustls(make) => token.cancel_query(make.clone()).await,
+            Tls::None => token.cancel_query(NoTls).await,
+        }
+        .map_err(std::io::Error::other),
     }
 }
 

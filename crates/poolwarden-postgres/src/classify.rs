@@ -27,13 +27,15 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   (too many connections: the pool backs off and serves through the
 ///   connections it has, F9), `40001`, `40P01`, class `23`, `57014`
 ///   (statement cancelled), and conversion errors.
-/// * An [`Error::Deadline`] is [`ErrorClass::Broken`]: the command's
-///   protocol state is unknown (the pool discards the connection).
+/// * An [`Error::Deadline`] is [`ErrorClass::Unresponsive`]: the server
+///   did not answer a command within its deadline (the pool discards the
+///   connection and treats the server as not answering until a round trip
+///   succeeds). The cut command is cancelled on the server.
 pub fn classify_error(error: &Error) -> ErrorClass {
     match error {
         Error::Postgres(e) => classify_postgres(e, false),
         Error::Connect { source, .. } => classify_postgres(source, true),
-        Error::Deadline { .. } => ErrorClass::Broken,
+        Error::Deadline { .. } => ErrorClass::Unresponsive,
     }
 }
 
@@ -113,11 +115,11 @@ mod tests {
     }
 
     #[test]
-    fn deadline_is_broken() {
+    fn deadline_is_unresponsive() {
         let e = Error::Deadline {
             waited: std::time::Duration::from_secs(1),
         };
-        assert_eq!(classify_error(&e), ErrorClass::Broken);
+        assert_eq!(classify_error(&e), ErrorClass::Unresponsive);
         assert!(e.code().is_none());
     }
 }

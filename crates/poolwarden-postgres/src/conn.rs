@@ -379,7 +379,9 @@ impl PgConn {
     /// Bound every later command on this connection by `deadline` (`None`:
     /// only by the manager's `command_timeout`). A command still running
     /// then fails with [`Error::Deadline`] and is cancelled on the server.
-    /// The pool clears it when the connection is returned.
+    /// The pool sets it at every hand-out to the checkout's deadline
+    /// ([`Pool::get_until`](poolwarden::Pool::get_until); `None` for
+    /// `get`) and clears it at return.
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
     }

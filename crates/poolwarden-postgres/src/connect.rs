@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::facts;
 use crate::reset::InitSql;
 use crate::task::Task;
+use crate::tls::Tls;
 
 /// TCP keepalive idle time applied when the config keeps tokio-postgres's
 /// default of 2 hours (F10).
@@ -69,25 +70,33 @@ pub(crate) struct Open {
     pub(crate) init: InitSql,
     pub(crate) cancel_timeout: Duration,
     pub(crate) command_timeout: Option<Duration>,
+    pub(crate) tls: Tls,
 }
 
 /// Open a connection, spawn its task, run init SQL, read the server facts.
 pub(crate) async fn open(config: &Config, how: &Open) -> Result<PgConn, Error> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|source| Error::Connect {
-            target: describe(config),
-            source,
-        })?;
-    let task = Task::spawn(connection);
+    let failed = |source| Error::Connect {
+        target: describe(config),
+        source,
+    };
+    let (client, task) = match &how.tls {
+        Tls::None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
+            (client, Task::spawn(connection))
+        }
+        #[cfg(feature = "tls-rustls")]
+        Tls::Rustls(make) => {
+            let (client, connection) = config.connect(make.clone()).await.map_err(failed)?;
+            (client, Task::spawn(connection))
+        }
+    };
     how.init.run(&client).await?;
     let facts = facts::read(&client).await?;
     Ok(PgConn::new(
         client,
         task,
         facts,
-        CancelTarget::of(config),
+        CancelTarget::of(config, &how.tls),
         how.cancel_timeout,
         how.command_timeout,
     ))

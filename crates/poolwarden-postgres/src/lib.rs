@@ -11,6 +11,7 @@ mod policy;
 mod reset;
 mod sql;
 mod task;
+mod tls;
 mod track;
 mod transactional;
 
@@ -19,9 +20,11 @@ pub use conn::{PgConn, PgStatement, Query, STATEMENT_CACHE_SIZE};
 pub use connect::{DEFAULT_APPLICATION_NAME, DEFAULT_TCP_KEEPALIVE};
 pub use error::Error;
 pub use facts::{PgServerFacts, FACTS_SQL};
-pub use manager::{PgManager, DEFAULT_CANCEL_TIMEOUT};
+pub use manager::{PgManager, DEFAULT_CANCEL_TIMEOUT, DEFAULT_COMMAND_TIMEOUT};
 pub use policy::ResetPolicy;
 pub use reset::CLEAN_SQL;
 pub use sql::{effect, may_change_session, Effect, SessionEffect, TxEffect};
 
 pub use tokio_postgres;
+#[cfg(feature = "tls-rustls")]
+pub use {rustls, tokio_postgres_rustls};

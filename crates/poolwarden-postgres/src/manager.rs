@@ -14,6 +14,10 @@ use crate::error::Error;
 use crate::policy::{self, At, Plan, ResetPolicy};
 use crate::reset::{self, InitSql};
 
+/// The default bound on each command a borrower runs (like the MySQL
+/// manager's).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a cancel request may take by default.
 pub const DEFAULT_CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -30,7 +34,8 @@ pub const DEFAULT_CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
 /// # let _ = manager; Ok(()) }
 /// ```
 ///
-/// Connections are opened without TLS (`NoTls`), with TCP keepalive after
+/// Connections are opened without TLS (`NoTls`; see `rustls` with the
+/// `tls-rustls` feature), with TCP keepalive after
 /// [`DEFAULT_TCP_KEEPALIVE`](crate::DEFAULT_TCP_KEEPALIVE) unless the
 /// config sets another, and `application_name` `poolwarden` unless the
 /// config sets one. Each connection's I/O task is spawned on the runtime
@@ -51,7 +56,8 @@ impl PgManager {
             open: Open {
                 init: InitSql::default(),
                 cancel_timeout: DEFAULT_CANCEL_TIMEOUT,
-                command_timeout: None,
+                command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
+                tls: crate::tls::Tls::None,
             },
             policy: ResetPolicy::default(),
             classifier: None,
@@ -92,10 +98,11 @@ impl PgManager {
     }
 
     /// Bound every command a borrower runs through [`PgConn`] by this
-    /// (besides the checkout's deadline). A command still running then
-    /// fails with [`Error::Deadline`] and is cancelled on the server.
-    /// Defaults to none (only the deadline applies). Prevents a borrower
-    /// waiting forever on a frozen server or a runaway query (F10).
+    /// (besides the checkout's deadline, whichever ends first). A command
+    /// still running then fails with [`Error::Deadline`] and is cancelled on
+    /// the server. Defaults to [`DEFAULT_COMMAND_TIMEOUT`] (30 s); `None`
+    /// leaves only the checkout's deadline. Prevents a borrower waiting
+    /// forever on a frozen server or a runaway query (F10).
     pub fn command_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.open.command_timeout = timeout;
         self
@@ -128,6 +135,34 @@ impl PgManager {
     /// to reproduce what a pool without this knowledge does.
     pub fn discover_server_timeout(mut self, report: bool) -> Self {
         self.report_server_timeout = report;
+        self
+    }
+
+    /// Encrypt connections (and cancel requests) with rustls, configured by
+    /// `tls` (root certificates, client certificate). Whether TLS is
+    /// required follows the config's `sslmode` (`require` refuses a server
+    /// without TLS; tokio-postgres's default `prefer` falls back to plain).
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use poolwarden_postgres::{rustls, PgManager};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// # let ca_der: Vec<u8> = Vec::new();
+    /// roots.add(rustls::pki_types::CertificateDer::from(ca_der))?;
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let tls = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let manager = PgManager::from_url("postgres://app@db.internal/shop?sslmode=require")?
+    ///     .rustls(tls);
+    /// # let _ = manager; Ok(()) }
+    /// ```
+    #[cfg(feature = "tls-rustls")]
+    pub fn rustls(mut self, tls: rustls::ClientConfig) -> Self {
+        self.open.tls = crate::tls::Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(tls));
         self
     }
 
@@ -168,6 +203,7 @@ impl fmt::Debug for PgManager {
             .field("policy", &self.policy)
             .field("init_sql", &self.open.init.statements().len())
             .field("command_timeout", &self.open.command_timeout)
+            .field("tls", &self.open.tls)
             .field("classify_with", &self.classifier.is_some())
             .finish()
     }
@@ -204,6 +240,15 @@ impl Manager for PgManager {
     async fn reset(&self, conn: &mut PgConn) -> Result<(), Error> {
         let plan = self.plan(conn, At::Return);
         Ok(reset::run(conn, plan, &self.open.init).await?)
+    }
+
+    /// Stores the checkout's deadline ([`Pool::get_until`]) in the
+    /// connection: every command the borrower runs through [`PgConn`] ends
+    /// by it (and by `command_timeout`), cancelled on the server.
+    ///
+    /// [`Pool::get_until`]: poolwarden::Pool::get_until
+    fn on_hand_out(&self, conn: &mut PgConn, deadline: Option<tokio::time::Instant>) {
+        conn.set_deadline(deadline);
     }
 
     fn classify(&self, error: &Error) -> ErrorClass {
@@ -254,13 +299,13 @@ mod tests {
         let m = PgManager::from_url("postgres://app@127.0.0.1/shop")
             .unwrap()
             .classify_with(|_, default| match default {
-                ErrorClass::Broken => ErrorClass::Keep,
+                ErrorClass::Unresponsive => ErrorClass::Broken,
                 other => other,
             });
         let e = Error::Deadline {
             waited: Duration::from_secs(1),
         };
-        assert_eq!(m.classify(&e), ErrorClass::Keep);
-        assert_eq!(classify_error(&e), ErrorClass::Broken);
+        assert_eq!(m.classify(&e), ErrorClass::Broken);
+        assert_eq!(classify_error(&e), ErrorClass::Unresponsive);
     }
 }

@@ -139,12 +139,24 @@ async fn command_deadline_cuts_and_cancels() {
         ));
         let err = c.query("SELECT pg_sleep(3600)", &[]).await.unwrap_err();
         assert!(matches!(err, Error::Deadline { .. }), "{err}");
-        assert_eq!(
-            c.report_error(&err),
-            poolwarden::ErrorClass::Broken,
-            "a cut command leaves the protocol state unknown"
-        );
+        assert_eq!(c.report_error(&err), poolwarden::ErrorClass::Unresponsive);
     }
+    // Reported as Unresponsive: the pool fails checkouts fast until a
+    // round trip (its next connect) succeeds, then serves again.
+    let mut served = false;
+    for _ in 0..200 {
+        match pool.get().await {
+            Ok(_) => {
+                served = true;
+                break;
+            }
+            Err(poolwarden::PoolError::Unresponsive { .. }) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(served, "the pool never recovered: {:?}", pool.status());
     twenty_reuses(&pool).await;
     // The cut connection was discarded; its command is cancelled in the
     // background as it is dropped.
@@ -179,4 +191,34 @@ async fn command_timeout_bounds_every_command() {
         c.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0),
         1
     );
+}
+
+/// `Pool::get_until`: the checkout's deadline reaches the connection
+/// (`on_hand_out`) and bounds the borrower's commands; a plain `get` after
+/// it carries none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_until_bounds_the_borrowers_commands() {
+    let _serial = common::serial().await;
+    let db = common::shared_postgres();
+    let pool = pool_of_one(PgManager::from_url(&db.url()).unwrap());
+    let until = tokio::time::Instant::now() + Duration::from_millis(300);
+    {
+        let c = pool.get_until(until).await.unwrap();
+        assert_eq!(c.deadline(), Some(until));
+        assert_eq!(poolwarden::PooledConnection::deadline(&c), Some(until));
+        let err = c.query("SELECT pg_sleep(3600)", &[]).await.unwrap_err();
+        assert!(matches!(err, Error::Deadline { .. }), "{err}");
+    }
+    let c = pool.get().await.unwrap();
+    assert_eq!(c.deadline(), None);
+    assert_eq!(
+        c.query_one("SELECT 3", &[]).await.unwrap().get::<_, i32>(0),
+        3
+    );
+    drop(c);
+    let stopped = common::poll_until(Duration::from_secs(10), || {
+        !common::blocking(|| running(&db, "SELECT pg_sleep%"))
+    })
+    .await;
+    assert!(stopped, "the cut pg_sleep(3600) still runs on the server");
 }

@@ -358,3 +358,53 @@ async fn f11_build_and_connect_reports_bad_credentials_at_start_up() {
         Ok(_) => panic!("the server accepted a wrong password"),
     }
 }
+
+/// F10 with the contract's black-hole mode: a command cut by its deadline
+/// on a frozen server, reported to the pool, is `Unresponsive`: waiting
+/// checkouts then fail at once instead of each waiting its timeout, and the
+/// pool serves again after `resume()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f10_a_cut_command_on_a_frozen_server_makes_checkouts_fail_fast() {
+    let _serial = common::serial().await;
+    let db = common::start_postgres(&[]);
+    let pool = common::builder(&db.url(), &Events::new())
+        .max_size(2)
+        .checkout_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut held = pool.get().await.unwrap();
+    let paused = Paused::new(&db);
+    let until = tokio::time::Instant::now() + Duration::from_millis(500);
+    held.set_deadline(Some(until));
+    let err = held.query("SELECT 1", &[]).await.unwrap_err();
+    assert!(matches!(err, Error::Deadline { .. }), "{err}");
+    assert_eq!(held.report_error(&err), ErrorClass::Unresponsive);
+    drop(held);
+
+    let started = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(10), pool.get())
+        .await
+        .expect("get() hung on a black-holed server")
+        .expect_err("a checkout succeeded against a paused server");
+    let failed_in = started.elapsed();
+    assert!(
+        matches!(err, PoolError::Unresponsive { .. }),
+        "{}",
+        error_chain(&err)
+    );
+
+    drop(paused);
+    let mut served = None;
+    for _ in 0..500 {
+        if let Ok(c) = pool.get().await {
+            served = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut c = served.unwrap_or_else(|| panic!("never served after resume: {:?}", pool.status()));
+    assert_eq!(common::select_42(&mut c).await.unwrap(), Some(42));
+    eprintln!(
+        "F10 black hole: a waiting checkout failed after {failed_in:?} (checkout timeout 5 s)"
+    );
+}

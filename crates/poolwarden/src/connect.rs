@@ -36,6 +36,10 @@ struct Plan<M: Manager> {
     retry_at: Option<Tick>,
     /// Fail the waiting checkout with this.
     fail: Option<PoolError>,
+    /// The server stopped answering before this checkout began waiting:
+    /// it waits for a round trip of its own for at most
+    /// `validation_timeout`, then fails with this.
+    black_hole: Option<SharedError>,
 }
 
 impl<M: Manager> Default for Plan<M> {
@@ -44,6 +48,7 @@ impl<M: Manager> Default for Plan<M> {
             start: Vec::new(),
             retry_at: None,
             fail: None,
+            black_hole: None,
         }
     }
 }
@@ -135,8 +140,25 @@ impl<M: Manager> Shared<M> {
         } else {
             self.plan_locked(&mut self.inv.lock(), Some(since))
         };
+        // While the server is black-holed, how long this checkout waits for a
+        // round trip of its own before it fails with Unresponsive.
+        let mut probe_until: Option<tokio::time::Instant> = None;
         loop {
+            let black_hole = plan.black_hole.take();
             let retry_at = self.carry_out(plan)?;
+            if let Some(source) = black_hole {
+                let until = *probe_until.get_or_insert_with(|| {
+                    crate::clock::deadline_after(
+                        tokio::time::Instant::now(),
+                        self.cfg.validation_timeout,
+                    )
+                    .min(deadline)
+                });
+                if tokio::time::Instant::now() >= until {
+                    return Err(PoolError::Unresponsive { source });
+                }
+                self.deadlines.publish(until);
+            }
             tokio::select! {
                 biased;
                 permit = &mut acquire => return permit.map(Some).ok_or(PoolError::Closed),
@@ -199,6 +221,9 @@ impl<M: Manager> Shared<M> {
         }
         plan.retry_at = st.connect.next_attempt.filter(|t| *t > now && demand > 0);
         plan.fail = waiter.and_then(|since| self.fail_fast(st, since));
+        if waiter.is_some() && plan.fail.is_none() {
+            plan.black_hole = st.connect.black_hole.clone();
+        }
         plan
     }
 
@@ -249,9 +274,11 @@ impl<M: Manager> Shared<M> {
     /// [`ErrorClass::Unresponsive`]), every checkout waiting at that moment
     /// fails at once, whatever the policy: waiting on a frozen server is
     /// what it prevents. A checkout that begins later waits for a round
-    /// trip of its own (a connect, bounded by `connect_timeout` and its own
-    /// deadline), so it never fails with a stale cause once the server is
-    /// back; a further Unresponsive event while it waits fails it fast.
+    /// trip of its own (a connect) for at most `validation_timeout`, then
+    /// fails with Unresponsive: it never fails with a stale cause once the
+    /// server is back, and still fails well before its timeout while the
+    /// server stays frozen; a further Unresponsive event while it waits
+    /// fails it at once.
     fn fail_fast(&self, st: &State<M::Connection>, since: Since) -> Option<PoolError> {
         if let Some(source) = &st.connect.black_hole {
             // Only an event seen after this checkout began waiting: a

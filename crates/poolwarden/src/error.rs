@@ -43,7 +43,8 @@ pub enum PoolError {
     /// server, a black-holed route; see
     /// [`ErrorClass::Unresponsive`](crate::ErrorClass::Unresponsive)).
     /// Checkouts waiting when it is seen fail at once with it; later ones
-    /// wait for a round trip of their own (a connect); the pool
+    /// wait up to `validation_timeout` for a round trip of their own (a
+    /// connect) and fail with it if none succeeds; the pool
     /// keeps trying to connect with backoff. Check the server and the
     /// network path to it.
     Unresponsive {

@@ -58,7 +58,7 @@ impl Meta {
 /// The safety margin under a server idle timeout: a quarter of it, at most
 /// 30 s. `wait_timeout = 2 s` retires idle connections after 1.5 s;
 /// `28800 s` after 28770 s.
-pub(crate) fn server_limit(server_idle_timeout: Duration) -> Duration {
+pub fn server_limit(server_idle_timeout: Duration) -> Duration {
     let margin = (server_idle_timeout / 4).min(Duration::from_secs(30));
     server_idle_timeout.saturating_sub(margin)
 }

@@ -15,7 +15,7 @@ use crate::status::CheckoutInfo;
 /// Share of the server's idle timeout at which a hold is reported as near
 /// it: at 2/3 of `wait_timeout = 5 s` the warning comes 1.7 s before the
 /// server would close an idle connection.
-const NEAR_SERVER_TIMEOUT: f64 = 2.0 / 3.0;
+pub const NEAR_SERVER_TIMEOUT: f64 = 2.0 / 3.0;
 
 /// What one scan found.
 #[derive(Default)]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod builder;
+mod bulkhead;
 mod call;
 mod checkout;
 mod clock;
@@ -18,6 +19,8 @@ mod manager;
 mod observe;
 mod pool;
 mod recycle;
+pub mod redact;
+pub mod rules;
 mod shared;
 mod slots;
 mod status;
@@ -27,6 +30,7 @@ mod transactional;
 mod tests;
 
 pub use builder::{Builder, StartError};
+pub use bulkhead::{Bulkhead, BulkheadConnection, BulkheadError};
 pub use config::{IdleOrder, PoolConfig, WhenUnavailable};
 pub use connect::ConnectTimeout;
 pub use error::{BuildError, CallTimeout, ManagerPanic, PoolError, SharedError, TimeoutError};

@@ -109,6 +109,52 @@ pub(crate) fn postgres_binaries() -> Result<PostgresBinaries, TestkitError> {
     })
 }
 
+/// What a Galera node needs besides the MariaDB binaries: the provider
+/// library, the stock rsync SST script and rsync itself.
+#[derive(Debug, Clone)]
+pub(crate) struct GaleraBinaries {
+    /// `libgalera_smm.so`.
+    pub(crate) provider: PathBuf,
+    /// `wsrep_sst_rsync`.
+    pub(crate) sst_rsync: PathBuf,
+    /// `rsync`.
+    pub(crate) rsync: PathBuf,
+}
+
+/// Where Debian's `galera-4` puts the provider.
+const GALERA_PROVIDERS: &[&str] = &[
+    "/usr/lib/galera/libgalera_smm.so",
+    "/usr/lib/libgalera_smm.so",
+];
+/// How to install what a Galera node needs.
+const GALERA_INSTALL: &str = "apt-get install -y galera-4 rsync";
+
+/// Finds the Galera provider, `wsrep_sst_rsync` and `rsync`.
+pub(crate) fn galera_binaries() -> Result<GaleraBinaries, TestkitError> {
+    let provider = GALERA_PROVIDERS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| TestkitError::BinaryNotFound {
+            what: "the Galera provider libgalera_smm.so".to_owned(),
+            searched: GALERA_PROVIDERS.join(", "),
+            install: GALERA_INSTALL,
+        })?;
+    let dirs = mariadb_dirs();
+    let find = |name: &str| {
+        find_in(&dirs, name).ok_or_else(|| TestkitError::BinaryNotFound {
+            what: name.to_owned(),
+            searched: describe_dirs(&dirs),
+            install: GALERA_INSTALL,
+        })
+    };
+    Ok(GaleraBinaries {
+        provider,
+        sst_rsync: find("wsrep_sst_rsync")?,
+        rsync: find("rsync")?,
+    })
+}
+
 /// The directories of `PATH`, in order.
 fn path_dirs() -> Vec<PathBuf> {
     std::env::var_os("PATH")

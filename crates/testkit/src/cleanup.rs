@@ -115,7 +115,7 @@ fn remove_stale() {
 
 /// SIGKILLs every process whose command line names one of `dirs` (a server
 /// started with `--datadir=DIR/data` or `-D DIR/data`).
-fn kill_processes_using(dirs: &[PathBuf]) {
+pub(crate) fn kill_processes_using(dirs: &[PathBuf]) {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };

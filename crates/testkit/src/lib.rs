@@ -40,6 +40,7 @@ mod binaries;
 mod cleanup;
 mod command;
 mod error;
+mod galera;
 mod mariadb;
 mod net;
 mod pg_ipc;
@@ -50,5 +51,6 @@ mod url;
 
 pub use binaries::{mariadb_available, postgres_available};
 pub use error::TestkitError;
+pub use galera::{Galera, GaleraBuilder, GaleraStatus};
 pub use mariadb::{MariaDb, MariaDbBuilder};
 pub use postgres::{Postgres, PostgresBuilder};

@@ -229,11 +229,9 @@ impl MariaDb {
     /// Copies an initialised data directory into a new temporary directory
     /// and starts the server there.
     fn launch(builder: MariaDbBuilder) -> Result<MariaDb, TestkitError> {
-        static TEMPLATE: TemplateSlot = TemplateSlot::new();
         let started = Instant::now();
         let bins = mariadb_binaries()?;
-        let template =
-            TEMPLATE.get_or_init("mariadb", |root, datadir| install_db(&bins, datadir, root))?;
+        let template = template_datadir(&bins)?;
         let dir = new_temp_dir("mariadb")?;
         let root = dir
             .path()
@@ -341,6 +339,13 @@ impl Drop for MariaDb {
     }
 }
 
+/// The initialised data directory every private server (and every Galera
+/// node) starts from, made once per test process.
+pub(crate) fn template_datadir(bins: &MariaDbBinaries) -> Result<PathBuf, TestkitError> {
+    static TEMPLATE: TemplateSlot = TemplateSlot::new();
+    TEMPLATE.get_or_init("mariadb", |root, datadir| install_db(bins, datadir, root))
+}
+
 /// Runs `mariadb-install-db` into `datadir`.
 fn install_db(bins: &MariaDbBinaries, datadir: &Path, root: &Path) -> Result<(), TestkitError> {
     let mut cmd = Command::new(&bins.install_db);
@@ -375,7 +380,7 @@ fn install_db(bins: &MariaDbBinaries, datadir: &Path, root: &Path) -> Result<(),
 }
 
 /// Runs `sql` as root over TCP through the command-line client.
-fn run_admin(
+pub(crate) fn run_admin(
     client: &Path,
     port: u16,
     sql: &str,
@@ -414,6 +419,6 @@ fn run_admin(
 }
 
 /// Whether this process runs as root (then mariadbd needs `--user=root`).
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }

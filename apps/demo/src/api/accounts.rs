@@ -1,12 +1,14 @@
 //! `/accounts`: create, list (keyset pagination), get, update, delete.
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use poolwarden_axum::Db;
-use poolwarden_mysql::MySqlManager;
+use poolwarden_axum::{Db, Tx};
+use poolwarden_mysql::{MySqlConn, MySqlManager};
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::{is_duplicate, ApiError};
+use crate::api::idempotency;
 use crate::api::input::{self, Body, Id, Params};
 
 /// An account as the API shows it.
@@ -66,7 +68,7 @@ pub(crate) struct Listing<T> {
     pub(crate) next_after: Option<u64>,
 }
 
-pub(crate) async fn fetch(db: &mut Db<MySqlManager>, id: u64) -> Result<Account, ApiError> {
+pub(crate) async fn fetch(db: &mut MySqlConn, id: u64) -> Result<Account, ApiError> {
     let row: Option<Row> = db
         .exec_first(
             format!("SELECT {COLUMNS} FROM demo_accounts WHERE id = ?"),
@@ -76,14 +78,22 @@ pub(crate) async fn fetch(db: &mut Db<MySqlManager>, id: u64) -> Result<Account,
     row.map(Account::from).ok_or(ApiError::NotFound("account"))
 }
 
-/// `POST /accounts`
+/// `POST /accounts` (in a transaction; `Idempotency-Key` honoured)
 pub(crate) async fn create(
-    mut db: Db<MySqlManager>,
+    key: idempotency::Key,
+    mut tx: Tx<MySqlManager>,
     Body(new): Body<NewAccount>,
-) -> Result<(StatusCode, Json<Account>), ApiError> {
+) -> Result<Response, ApiError> {
     let name = input::text("name", &new.name, 100)?;
     let email = input::email(&new.email)?;
-    let res = db
+    let conn: &mut MySqlConn = &mut tx;
+    if let Some(k) = &key.0 {
+        let fingerprint = serde_json::json!(["POST /accounts", name, email]).to_string();
+        if let Some(replay) = idempotency::claim(conn, k, &fingerprint).await? {
+            return Ok(replay.into_response());
+        }
+    }
+    let res = conn
         .exec_drop(
             "INSERT INTO demo_accounts (name, email) VALUES (?, ?)",
             (&name, &email),
@@ -98,14 +108,19 @@ pub(crate) async fn create(
         }
         Err(e) => return Err(e.into()),
     }
-    let id = db.last_insert_id().unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(fetch(&mut db, id).await?)))
+    let id = conn.last_insert_id().unwrap_or_default();
+    let body = serde_json::to_value(fetch(conn, id).await?)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(k) = &key.0 {
+        idempotency::record(conn, k, StatusCode::CREATED, &body).await?;
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `GET /accounts?limit=&after=`
 pub(crate) async fn list(
-    mut db: Db<MySqlManager>,
     Params(page): Params<Page>,
+    mut db: Db<MySqlManager>,
 ) -> Result<Json<Listing<Account>>, ApiError> {
     let limit = input::limit(page.limit)?;
     let rows: Vec<Row> = db
@@ -130,14 +145,14 @@ pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> u64)
 }
 
 /// `GET /accounts/{id}`
-pub(crate) async fn get(mut db: Db<MySqlManager>, Id(id): Id) -> Result<Json<Account>, ApiError> {
+pub(crate) async fn get(Id(id): Id, mut db: Db<MySqlManager>) -> Result<Json<Account>, ApiError> {
     Ok(Json(fetch(&mut db, id).await?))
 }
 
 /// `PATCH /accounts/{id}`
 pub(crate) async fn update(
-    mut db: Db<MySqlManager>,
     Id(id): Id,
+    mut db: Db<MySqlManager>,
     Body(patch): Body<AccountPatch>,
 ) -> Result<Json<Account>, ApiError> {
     if patch.name.is_none() && patch.email.is_none() {
@@ -170,7 +185,7 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /accounts/{id}` (its orders go with it).
-pub(crate) async fn delete(mut db: Db<MySqlManager>, Id(id): Id) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete(Id(id): Id, mut db: Db<MySqlManager>) -> Result<StatusCode, ApiError> {
     db.exec_drop("DELETE FROM demo_accounts WHERE id = ?", (id,))
         .await?;
     if db.affected_rows() == 0 {

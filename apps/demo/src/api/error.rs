@@ -1,11 +1,18 @@
 //! API errors: a status and a JSON body `{"error": code, "message": text}`.
 //! Client mistakes are 4xx with a message that says what to fix; server
-//! trouble is 5xx without internals (they go to the log).
+//! trouble is 5xx without internals (they go to the log, rate-limited).
+//!
+//! Database errors are mapped to statuses here and nowhere else
+//! ([`From<mysql_async::Error>`]): a missing referenced row is 404, a
+//! duplicate or a referenced row is 409, a deadlock or lock wait is 503 with
+//! `Retry-After` (the transaction was rolled back; retrying with the same
+//! `Idempotency-Key` is safe), a value out of range is 422.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use poolwarden_axum::DbRejection;
+use poolwarden_axum::{DbRejection, LogLimiter};
+use poolwarden_mysql::codes;
 use serde_json::json;
 
 /// An error a handler returns.
@@ -15,6 +22,8 @@ pub(crate) enum ApiError {
     BadRequest(String),
     /// 404.
     NotFound(&'static str),
+    /// 404 with a message (a referenced row that is missing).
+    Missing(String),
     /// 409: conflicts with existing data.
     Conflict(String),
     /// 413.
@@ -23,15 +32,49 @@ pub(crate) enum ApiError {
     UnsupportedMediaType(String),
     /// 422: well-formed but invalid.
     Invalid(String),
+    /// 408: the client did not send the body in time.
+    TimedOut(String),
+    /// 429: too much work queued; retry after the given seconds.
+    Busy(String),
+    /// 503 with `Retry-After`: a transient conflict (deadlock, lock wait) or
+    /// shutting down.
+    Retry(String),
     /// 503: no connection (the pool's rejection, logged by it).
     Unavailable(DbRejection),
     /// 500: a database error; details are logged, not returned.
     Database(mysql_async::Error),
+    /// 500: something else failed; the text is logged, not returned.
+    Internal(String),
+    /// 500: background work failed; the message (no internals) is returned.
+    Failed(String),
 }
 
 impl From<mysql_async::Error> for ApiError {
+    /// The one place database errors become statuses.
     fn from(e: mysql_async::Error) -> Self {
-        ApiError::Database(e)
+        let mysql_async::Error::Server(s) = &e else {
+            return ApiError::Database(e);
+        };
+        match s.code {
+            codes::NO_REFERENCED_ROW => ApiError::Missing(
+                "the record this refers to does not exist (it may just have been deleted)"
+                    .to_owned(),
+            ),
+            codes::ROW_IS_REFERENCED => {
+                ApiError::Conflict("other records still refer to this one".to_owned())
+            }
+            codes::DUP_ENTRY => {
+                ApiError::Conflict("a record with this value already exists".to_owned())
+            }
+            codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT => ApiError::Retry(
+                "the request conflicted with concurrent writes and was rolled back; retry it"
+                    .to_owned(),
+            ),
+            codes::DATA_OUT_OF_RANGE | codes::ARITHMETIC_OUT_OF_RANGE => ApiError::Invalid(
+                "a value is out of range (amounts are 64-bit integers of cents)".to_owned(),
+            ),
+            _ => ApiError::Database(e),
+        }
     }
 }
 
@@ -47,8 +90,30 @@ impl From<poolwarden::PoolError> for ApiError {
     }
 }
 
-fn body(status: StatusCode, code: &str, message: &str) -> Response {
+impl From<poolwarden::BulkheadError> for ApiError {
+    fn from(e: poolwarden::BulkheadError) -> Self {
+        match e {
+            poolwarden::BulkheadError::Pool(e) => e.into(),
+            other => {
+                if let Some(held_back) = LogLimiter::global().admit("bulkhead full") {
+                    tracing::warn!(error = %other, held_back, "bulkhead full");
+                }
+                ApiError::Retry("too much work of this kind is running; retry later".to_owned())
+            }
+        }
+    }
+}
+
+/// A JSON error response.
+pub(crate) fn body(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({ "error": code, "message": message }))).into_response()
+}
+
+fn retry_after(mut response: Response, seconds: &'static str) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+    response
 }
 
 impl IntoResponse for ApiError {
@@ -60,6 +125,7 @@ impl IntoResponse for ApiError {
                 "not_found",
                 &format!("{what} not found"),
             ),
+            ApiError::Missing(m) => body(StatusCode::NOT_FOUND, "not_found", &m),
             ApiError::Conflict(m) => body(StatusCode::CONFLICT, "conflict", &m),
             ApiError::TooLarge(m) => body(StatusCode::PAYLOAD_TOO_LARGE, "too_large", &m),
             ApiError::UnsupportedMediaType(m) => body(
@@ -68,28 +134,50 @@ impl IntoResponse for ApiError {
                 &m,
             ),
             ApiError::Invalid(m) => body(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &m),
+            ApiError::TimedOut(m) => body(StatusCode::REQUEST_TIMEOUT, "request_timeout", &m),
+            ApiError::Busy(m) => retry_after(
+                body(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &m),
+                "1",
+            ),
+            ApiError::Retry(m) => {
+                retry_after(body(StatusCode::SERVICE_UNAVAILABLE, "retry", &m), "1")
+            }
             ApiError::Unavailable(rejection) => rejection.into_response(),
             ApiError::Database(e) => {
-                tracing::error!(error = %e, "database error");
-                let mut response = body(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "the request failed on the server; try again later",
-                );
+                let detail = e.to_string();
+                if let Some(held_back) = LogLimiter::global().admit("database error") {
+                    tracing::error!(error = %detail, held_back, "database error; answering 500");
+                }
+                let mut response = internal();
                 // In-process only (never sent): lets the incident replay
                 // tell which errors reached requests.
-                response.extensions_mut().insert(ErrorDetail(e.to_string()));
+                response.extensions_mut().insert(ErrorDetail(detail));
                 response
+            }
+            ApiError::Failed(m) => body(StatusCode::INTERNAL_SERVER_ERROR, "failed", &m),
+            ApiError::Internal(detail) => {
+                if let Some(held_back) = LogLimiter::global().admit("internal error") {
+                    tracing::error!(error = %detail, held_back, "internal error; answering 500");
+                }
+                internal()
             }
         }
     }
+}
+
+fn internal() -> Response {
+    body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the request failed on the server; try again later",
+    )
 }
 
 /// The database error behind a 500, kept in the response's extensions.
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorDetail(pub(crate) String);
 
-/// Whether a database error is a duplicate key (1062).
+/// Whether a database error is a duplicate key.
 pub(crate) fn is_duplicate(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == 1062)
+    matches!(e, mysql_async::Error::Server(s) if s.code == codes::DUP_ENTRY)
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod error;
+pub(crate) mod idempotency;
 pub(crate) mod input;
 pub(crate) mod orders;
 pub(crate) mod reports;

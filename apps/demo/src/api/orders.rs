@@ -1,13 +1,15 @@
 //! Orders of an account: create, list, get, update status, delete.
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use poolwarden_axum::Db;
-use poolwarden_mysql::MySqlManager;
+use poolwarden_axum::{Db, Tx};
+use poolwarden_mysql::{MySqlConn, MySqlManager};
 use serde::{Deserialize, Serialize};
 
 use crate::api::accounts::{self, paginate, Listing};
 use crate::api::error::ApiError;
+use crate::api::idempotency;
 use crate::api::input::{self, Body, Id, Params};
 
 /// The statuses an order can have.
@@ -72,7 +74,7 @@ fn status(value: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn fetch(db: &mut Db<MySqlManager>, id: u64) -> Result<Order, ApiError> {
+async fn fetch(db: &mut MySqlConn, id: u64) -> Result<Order, ApiError> {
     let row: Option<Row> = db
         .exec_first(
             format!("SELECT {COLUMNS} FROM demo_orders WHERE id = ?"),
@@ -82,12 +84,15 @@ async fn fetch(db: &mut Db<MySqlManager>, id: u64) -> Result<Order, ApiError> {
     row.map(Order::from).ok_or(ApiError::NotFound("order"))
 }
 
-/// `POST /accounts/{id}/orders`
+/// `POST /accounts/{id}/orders` (in a transaction; `Idempotency-Key`
+/// honoured). An account deleted meanwhile is a 404 (the foreign key's
+/// error, mapped in `error.rs`), never a 500.
 pub(crate) async fn create(
-    mut db: Db<MySqlManager>,
+    key: idempotency::Key,
     Id(account): Id,
+    mut tx: Tx<MySqlManager>,
     Body(new): Body<NewOrder>,
-) -> Result<(StatusCode, Json<Order>), ApiError> {
+) -> Result<Response, ApiError> {
     if new.amount_cents <= 0 {
         return Err(ApiError::Invalid(format!(
             "`amount_cents` must be a positive number of cents, got {}",
@@ -95,21 +100,39 @@ pub(crate) async fn create(
         )));
     }
     let status = status(new.status.as_deref().unwrap_or("new"))?;
-    accounts::fetch(&mut db, account).await?;
-    db.exec_drop(
+    let conn: &mut MySqlConn = &mut tx;
+    if let Some(k) = &key.0 {
+        let fingerprint = serde_json::json!([
+            "POST /accounts/{id}/orders",
+            account,
+            new.amount_cents,
+            status
+        ])
+        .to_string();
+        if let Some(replay) = idempotency::claim(conn, k, &fingerprint).await? {
+            return Ok(replay.into_response());
+        }
+    }
+    accounts::fetch(conn, account).await?;
+    conn.exec_drop(
         "INSERT INTO demo_orders (account_id, amount_cents, status) VALUES (?, ?, ?)",
         (account, new.amount_cents, status),
     )
     .await?;
-    let id = db.last_insert_id().unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(fetch(&mut db, id).await?)))
+    let id = conn.last_insert_id().unwrap_or_default();
+    let body = serde_json::to_value(fetch(conn, id).await?)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(k) = &key.0 {
+        idempotency::record(conn, k, StatusCode::CREATED, &body).await?;
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `GET /accounts/{id}/orders?limit=&after=`
 pub(crate) async fn list(
-    mut db: Db<MySqlManager>,
     Id(account): Id,
     Params(page): Params<Page>,
+    mut db: Db<MySqlManager>,
 ) -> Result<Json<Listing<Order>>, ApiError> {
     let limit = input::limit(page.limit)?;
     accounts::fetch(&mut db, account).await?;
@@ -129,14 +152,14 @@ pub(crate) async fn list(
 }
 
 /// `GET /orders/{id}`
-pub(crate) async fn get(mut db: Db<MySqlManager>, Id(id): Id) -> Result<Json<Order>, ApiError> {
+pub(crate) async fn get(Id(id): Id, mut db: Db<MySqlManager>) -> Result<Json<Order>, ApiError> {
     Ok(Json(fetch(&mut db, id).await?))
 }
 
 /// `PATCH /orders/{id}`
 pub(crate) async fn update(
-    mut db: Db<MySqlManager>,
     Id(id): Id,
+    mut db: Db<MySqlManager>,
     Body(patch): Body<OrderPatch>,
 ) -> Result<Json<Order>, ApiError> {
     let status = status(&patch.status)?;
@@ -150,7 +173,7 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /orders/{id}`
-pub(crate) async fn delete(mut db: Db<MySqlManager>, Id(id): Id) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete(Id(id): Id, mut db: Db<MySqlManager>) -> Result<StatusCode, ApiError> {
     db.exec_drop("DELETE FROM demo_orders WHERE id = ?", (id,))
         .await?;
     if db.affected_rows() == 0 {

@@ -3,8 +3,9 @@
 //! as soon as the work is done), and, for the incident replay only, the
 //! post-mortem's way (a connection kept long after the work).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -12,12 +13,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use mysql_async::prelude::*;
 use parking_lot::Mutex;
+use poolwarden::Bulkhead;
 use poolwarden_axum::RequestContext;
 use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::api::error::ApiError;
 use crate::api::input::Id;
 use crate::app::AppState;
+use crate::settings::ReportSettings;
 
 /// One account's totals.
 #[derive(Debug, Clone, Serialize)]
@@ -36,80 +41,181 @@ pub(crate) enum Report {
     Failed { message: String },
 }
 
-/// Reports kept in memory.
-#[derive(Debug, Default)]
+/// Report work: a bulkhead (the connections it may hold), a bounded queue
+/// (reports accepted and not finished) and bounded, expiring results.
 pub(crate) struct Reports {
     next: AtomicU64,
-    all: Mutex<HashMap<u64, Report>>,
+    /// Caps the pool's connections report work may hold.
+    pub(crate) bulkhead: Bulkhead,
+    /// One permit per accepted, unfinished report.
+    queue: Arc<Semaphore>,
+    queue_size: usize,
+    results: Mutex<Results>,
+    settings: ReportSettings,
+}
+
+/// Reports by id, with the finished ones in the order they finished.
+#[derive(Default)]
+struct Results {
+    all: HashMap<u64, Report>,
+    finished: VecDeque<(Instant, u64)>,
 }
 
 impl Reports {
-    fn start(&self) -> u64 {
+    pub(crate) fn new(settings: ReportSettings) -> Self {
+        Reports {
+            next: AtomicU64::new(0),
+            bulkhead: Bulkhead::new("reports", settings.max_connections),
+            queue: Arc::new(Semaphore::new(settings.queue)),
+            queue_size: settings.queue,
+            results: Mutex::default(),
+            settings,
+        }
+    }
+
+    /// Accept a report if the queue has room.
+    fn start(&self) -> Result<(u64, OwnedSemaphorePermit), ApiError> {
+        let permit = match self.queue.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                return Err(ApiError::Busy(format!(
+                    "{} reports are already queued; retry later",
+                    self.queue_size
+                )))
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(ApiError::Retry(
+                    "the service is shutting down; retry on another instance".to_owned(),
+                ))
+            }
+        };
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.all.lock().insert(id, Report::Pending);
-        id
+        self.results.lock().all.insert(id, Report::Pending);
+        Ok((id, permit))
     }
 
     fn finish(&self, id: u64, report: Report) {
-        self.all.lock().insert(id, report);
+        let now = Instant::now();
+        let mut r = self.results.lock();
+        r.all.insert(id, report);
+        r.finished.push_back((now, id));
+        // Bounded and expiring: drop the expired, then the oldest beyond
+        // `keep` (pending reports are bounded by the queue).
+        while let Some(&(at, old)) = r.finished.front() {
+            if r.finished.len() > self.settings.keep
+                || now.duration_since(at) > self.settings.keep_for
+            {
+                r.finished.pop_front();
+                r.all.remove(&old);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<Report> {
+        let r = self.results.lock();
+        let expired = r
+            .finished
+            .iter()
+            .any(|&(at, i)| i == id && at.elapsed() > self.settings.keep_for);
+        if expired {
+            return None;
+        }
+        r.all.get(&id).cloned()
+    }
+
+    /// Reports held in memory (pending and finished).
+    pub(crate) fn held(&self) -> usize {
+        self.results.lock().all.len()
+    }
+
+    /// Stop accepting reports and wait (at most `timeout`) for the accepted
+    /// ones to finish, so none is dropped by the pool's closing.
+    pub(crate) async fn drain(&self, timeout: Duration) -> bool {
+        let all = u32::try_from(self.queue_size).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(timeout, self.queue.acquire_many(all))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        self.queue.close();
+        drained
     }
 }
 
-/// The aggregate (slow on purpose: it stands for real reporting work).
-const TOTALS: &str = "SELECT account_id, COUNT(*), CAST(SUM(amount_cents) AS SIGNED) \
-     FROM demo_orders GROUP BY account_id ORDER BY 3 DESC LIMIT 100";
+/// The aggregate (slow on purpose: it stands for real reporting work). The
+/// sum is read as the server's DECIMAL text and checked: a total beyond
+/// 64 bits fails the report instead of being clamped.
+const TOTALS: &str = "SELECT account_id, COUNT(*), CAST(SUM(amount_cents) AS CHAR) \
+     FROM demo_orders GROUP BY account_id ORDER BY SUM(amount_cents) DESC LIMIT 100";
+
+/// What a report run produced.
+async fn run_report(state: &AppState, ctx: &RequestContext) -> Result<Vec<Totals>, ApiError> {
+    let mut conn = state.reports.bulkhead.get(&state.pool).await?;
+    conn.label(ctx.label());
+    conn.query_drop("DO SLEEP(0.2)").await?;
+    let rows: Vec<(u64, u64, String)> = conn.query(TOTALS).await?;
+    drop(conn); // back to the pool, with the work done
+    rows.into_iter()
+        .map(|(account_id, orders, sum)| {
+            let amount_cents = sum.parse::<i64>().map_err(|_| {
+                ApiError::Internal(format!(
+                    "account {account_id}: total {sum} is beyond the 64-bit range"
+                ))
+            })?;
+            Ok(Totals {
+                account_id,
+                orders,
+                amount_cents,
+            })
+        })
+        .collect()
+}
 
 /// `POST /reports`: 202 with the report's id; the work runs in the
-/// background on a connection of its own.
+/// background behind the reports bulkhead. 429 with `Retry-After` when the
+/// queue is full, 503 when shutting down.
 pub(crate) async fn create(
     ctx: RequestContext,
     State(state): State<AppState>,
-) -> (StatusCode, Json<serde_json::Value>) {
-    let id = state.reports.start();
-    let pool = state.pool.clone();
-    let reports = state.reports.clone();
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let (id, permit) = state.reports.start()?;
+    let task_state = state.clone();
     ctx.spawn("totals report", move |ctx| async move {
-        let result = async {
-            let mut conn = ctx.get(&pool).await?;
-            conn.query_drop("DO SLEEP(0.2)").await?;
-            let rows: Vec<(u64, u64, i64)> = conn.query(TOTALS).await?;
-            Ok::<_, ApiError>(rows)
-            // `conn` goes back to the pool here, with the work done.
-        }
-        .await;
-        let report = match result {
-            Ok(rows) => Report::Done {
-                rows: rows
-                    .into_iter()
-                    .map(|(account_id, orders, amount_cents)| Totals {
-                        account_id,
-                        orders,
-                        amount_cents,
-                    })
-                    .collect(),
+        let report = match run_report(&task_state, &ctx).await {
+            Ok(rows) => Report::Done { rows },
+            Err(ApiError::Internal(why)) => Report::Failed {
+                message: format!("the report cannot be computed: {why}"),
             },
             Err(e) => {
-                tracing::warn!(report = id, error = ?e, "report failed");
+                if let Some(held_back) =
+                    poolwarden_axum::LogLimiter::global().admit("report failed")
+                {
+                    tracing::warn!(report = id, error = ?e, held_back, "report failed");
+                }
                 Report::Failed {
                     message: "the report failed; try again later".to_owned(),
                 }
             }
         };
-        reports.finish(id, report);
+        task_state.reports.finish(id, report);
+        drop(permit);
     });
-    (
+    Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "id": id, "status_url": format!("/reports/{id}") })),
-    )
+    ))
 }
 
-/// `GET /reports/{id}`
+/// `GET /reports/{id}`: the report; a failed one is a 500 with its reason.
 pub(crate) async fn get(
     State(state): State<AppState>,
     Id(id): Id,
 ) -> Result<Json<Report>, ApiError> {
-    let report = state.reports.all.lock().get(&id).cloned();
-    report.map(Json).ok_or(ApiError::NotFound("report"))
+    match state.reports.get(id) {
+        None => Err(ApiError::NotFound("report")),
+        Some(Report::Failed { message }) => Err(ApiError::Failed(message)),
+        Some(report) => Ok(Json(report)),
+    }
 }
 
 /// `POST /reports/legacy`: only in the incident replay. The background work

@@ -141,14 +141,15 @@ async fn a_checkout_after_the_server_is_back_does_not_fail_with_a_stale_unrespon
 }
 
 /// While the server stays frozen, a checkout that begins after the event
-/// waits for its own connect, bounded by `connect_timeout` and its deadline,
-/// instead of failing with the old event.
+/// waits for a round trip of its own for at most `validation_timeout`, then
+/// fails with Unresponsive, well before its own timeout.
 #[tokio::test(start_paused = true)]
-async fn a_later_checkout_on_a_frozen_server_is_bounded_by_its_own_round_trip() {
+async fn a_later_checkout_on_a_frozen_server_fails_after_validation_timeout() {
     let m = Scripted::default();
     let pool = pool_with(&m, |b| {
         b.max_size(1)
-            .connect_timeout(Duration::from_secs(2))
+            .validation_timeout(Duration::from_secs(1))
+            .connect_timeout(Duration::from_secs(10))
             .checkout_timeout(Duration::from_secs(30))
     });
     let mut held = pool.get().await.unwrap();
@@ -157,8 +158,12 @@ async fn a_later_checkout_on_a_frozen_server_is_bounded_by_its_own_round_trip() 
     m.connects([Step::Never]);
     let start = tokio::time::Instant::now();
     let err = pool.get().await.unwrap_err();
-    assert!(matches!(err, PoolError::Unavailable { .. }), "{err}");
-    assert_eq!(start.elapsed(), Duration::from_secs(2), "connect_timeout");
+    assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "validation_timeout"
+    );
 }
 
 /// A manager reporting `Unresponsive` (a command deadline) black-holes the

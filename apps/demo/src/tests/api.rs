@@ -1,58 +1,11 @@
 //! The API against a private MariaDB, through the real router.
 
-use std::sync::OnceLock;
-
 use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use poolwarden::PoolConfig;
-use poolwarden_testkit::MariaDb;
+use axum::http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::app::{self, AppState};
-use crate::database;
-
-/// One private server for every test in this binary.
-fn server() -> &'static MariaDb {
-    static SERVER: OnceLock<MariaDb> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        MariaDb::start().expect("a private MariaDB (apt-get install -y mariadb-server)")
-    })
-}
-
-async fn app() -> Router {
-    let db = database::open(&server().url(), PoolConfig::default())
-        .await
-        .expect("database");
-    app::router(AppState::new(db.pool.clone()), None)
-}
-
-async fn call(app: &Router, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        req = req.header(header::CONTENT_TYPE, "application/json");
-    }
-    let req = req
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
-}
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{tag}-{}-{}@example.com",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use super::common::{app, call, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_crud_and_pagination() {
@@ -290,12 +243,22 @@ async fn reports_run_in_the_background_on_their_own_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operators_see_the_pool() {
-    let app = app().await;
-    let (s, v) = call(&app, Method::GET, "/debug/pool", None).await;
+async fn operators_see_the_pool_on_the_admin_router_only() {
+    let (app, pool) = super::common::app_and_pool().await;
+    let admin = crate::app::admin_router(pool, None);
+    let (s, v) = call(&admin, Method::GET, "/debug/pool", None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(v["status"]["open"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["checkouts"].is_array());
+    for path in ["/debug/pool", "/metrics"] {
+        let (s, v) = call(&app, Method::GET, path, None).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "{path} is not on the API listener"
+        );
+        assert_eq!(v["error"], "not_found", "{v}");
+    }
     let (s, _) = call(&app, Method::GET, "/health", None).await;
     assert_eq!(s, StatusCode::OK);
 }
