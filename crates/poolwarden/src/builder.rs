@@ -7,7 +7,15 @@ use crate::config::{IdleOrder, PoolConfig, WhenUnavailable};
 use crate::error::{BuildError, PoolError};
 use crate::manager::Manager;
 use crate::observe::Observer;
-use crate::pool::{Pool, Shared};
+use crate::pool::Pool;
+use crate::shared::Shared;
+
+impl<M: Manager> Pool<M> {
+    /// Start configuring a pool for `manager`.
+    pub fn builder(manager: M) -> Builder<M> {
+        Builder::new(manager)
+    }
+}
 
 /// Configures a [`Pool`]. Start with [`Pool::builder`]; every setting can
 /// also come from a [`PoolConfig`] (for example read from a file).

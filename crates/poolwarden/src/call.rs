@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::error::{CallTimeout, ManagerPanic, SharedError};
 use crate::manager::{ErrorClass, Manager, Probe};
 use crate::observe::{Event, InvalidationCause, ManagerCall};
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::slots::SlotCell;
 
 /// A future that turns a panic while polling `F` into `Err(message)`.

@@ -20,8 +20,8 @@ use crate::health::{self, AtCheckout};
 use crate::inventory::{Live, Take};
 use crate::manager::{ErrorClass, Manager, Probe};
 use crate::observe::ManagerCall;
-use crate::pool::Shared;
 use crate::recycle::Held;
+use crate::shared::Shared;
 use crate::status::CloseReason;
 
 thread_local! {

@@ -79,7 +79,7 @@ pub struct PoolConfig {
     /// Bound on one validation ping. Default 2 s (F3, F10). A ping that
     /// outlives it means the server stopped answering
     /// ([`ErrorClass::Unresponsive`](crate::ErrorClass::Unresponsive)):
-    /// checkouts fail fast until a round trip succeeds.
+    /// waiting checkouts fail fast and every older connection is retired.
     #[serde(with = "humantime_serde")]
     pub validation_timeout: Duration,
     /// Bound on resetting a returned connection. Default 2 s. A reset that

@@ -17,7 +17,7 @@ use crate::health::{self, Meta};
 use crate::inventory::State;
 use crate::manager::{ErrorClass, Manager};
 use crate::observe::{Event, ManagerCall};
-use crate::pool::Shared;
+use crate::shared::Shared;
 
 /// Counts a checkout as waiting while it lives.
 struct Waiting<'a, M: Manager>(&'a Shared<M>);
@@ -36,6 +36,10 @@ struct Plan<M: Manager> {
     retry_at: Option<Tick>,
     /// Fail the waiting checkout with this.
     fail: Option<PoolError>,
+    /// The server stopped answering before this checkout began waiting:
+    /// it waits for a round trip of its own for at most
+    /// `validation_timeout`, then fails with this.
+    black_hole: Option<SharedError>,
 }
 
 impl<M: Manager> Default for Plan<M> {
@@ -44,8 +48,17 @@ impl<M: Manager> Default for Plan<M> {
             start: Vec::new(),
             retry_at: None,
             fail: None,
+            black_hole: None,
         }
     }
+}
+
+/// Where a waiting checkout began: the connect attempts and Unresponsive
+/// events seen so far. It fails fast only with what comes after.
+#[derive(Clone, Copy)]
+pub(crate) struct Since {
+    attempts: u64,
+    unresponsive: u64,
 }
 
 /// A reserved connect: `connecting` counts it until it becomes an open
@@ -118,14 +131,34 @@ impl<M: Manager> Shared<M> {
         self.inv.summary.waiting.fetch_add(1, Relaxed);
         let _waiting = Waiting(&**self);
         // Fail fast only with the error of an attempt that starts after now.
-        let since = self.inv.summary.attempts.load(Relaxed);
+        let since = Since {
+            attempts: self.inv.summary.attempts.load(Relaxed),
+            unresponsive: self.inv.summary.unresponsive_events.load(Relaxed),
+        };
         let mut plan = if self.inv.summary.settled.load(Relaxed) {
             Plan::default()
         } else {
             self.plan_locked(&mut self.inv.lock(), Some(since))
         };
+        // While the server is black-holed, how long this checkout waits for a
+        // round trip of its own before it fails with Unresponsive.
+        let mut probe_until: Option<tokio::time::Instant> = None;
         loop {
+            let black_hole = plan.black_hole.take();
             let retry_at = self.carry_out(plan)?;
+            if let Some(source) = black_hole {
+                let until = *probe_until.get_or_insert_with(|| {
+                    crate::clock::deadline_after(
+                        tokio::time::Instant::now(),
+                        self.cfg.validation_timeout,
+                    )
+                    .min(deadline)
+                });
+                if tokio::time::Instant::now() >= until {
+                    return Err(PoolError::Unresponsive { source });
+                }
+                self.deadlines.publish(until);
+            }
             tokio::select! {
                 biased;
                 permit = &mut acquire => return permit.map(Some).ok_or(PoolError::Closed),
@@ -137,6 +170,7 @@ impl<M: Manager> Shared<M> {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(None);
             }
+            self.ensure_sweeper();
             self.deadlines.publish(deadline);
             plan = self.plan_locked(&mut self.inv.lock(), Some(since));
         }
@@ -151,7 +185,7 @@ impl<M: Manager> Shared<M> {
     /// pool has no connection and connecting fails (F2, F11).
     pub(crate) fn plan_connects(
         self: &Arc<Self>,
-        waiter: Option<u64>,
+        waiter: Option<Since>,
     ) -> Result<Option<Tick>, PoolError> {
         let plan = self.plan_locked(&mut self.inv.lock(), waiter);
         self.carry_out(plan)
@@ -162,7 +196,7 @@ impl<M: Manager> Shared<M> {
     fn plan_locked(
         self: &Arc<Self>,
         st: &mut State<M::Connection>,
-        waiter: Option<u64>,
+        waiter: Option<Since>,
     ) -> Plan<M> {
         let now = clock::now();
         let mut plan = Plan::default();
@@ -187,6 +221,9 @@ impl<M: Manager> Shared<M> {
         }
         plan.retry_at = st.connect.next_attempt.filter(|t| *t > now && demand > 0);
         plan.fail = waiter.and_then(|since| self.fail_fast(st, since));
+        if waiter.is_some() && plan.fail.is_none() {
+            plan.black_hole = st.connect.black_hole.clone();
+        }
         plan
     }
 
@@ -233,14 +270,25 @@ impl<M: Manager> Shared<M> {
     /// default) instead of its whole timeout, and attempts stay bounded by
     /// `max_connecting` per period.
     ///
-    /// While the server does not answer (black hole, see
-    /// [`ErrorClass::Unresponsive`]) every waiting checkout fails at once,
-    /// whatever the policy: waiting on a frozen server is what it prevents.
-    fn fail_fast(&self, st: &State<M::Connection>, since: u64) -> Option<PoolError> {
+    /// When the server stops answering (black hole, see
+    /// [`ErrorClass::Unresponsive`]), every checkout waiting at that moment
+    /// fails at once, whatever the policy: waiting on a frozen server is
+    /// what it prevents. A checkout that begins later waits for a round
+    /// trip of its own (a connect) for at most `validation_timeout`, then
+    /// fails with Unresponsive: it never fails with a stale cause once the
+    /// server is back, and still fails well before its timeout while the
+    /// server stays frozen; a further Unresponsive event while it waits
+    /// fails it at once.
+    fn fail_fast(&self, st: &State<M::Connection>, since: Since) -> Option<PoolError> {
         if let Some(source) = &st.connect.black_hole {
-            return Some(PoolError::Unresponsive {
-                source: Arc::clone(source),
-            });
+            // Only an event seen after this checkout began waiting: a
+            // checkout that starts after the server came back (before any
+            // round trip cleared the black hole) waits for its connect.
+            if st.connect.unresponsive_events > since.unresponsive {
+                return Some(PoolError::Unresponsive {
+                    source: Arc::clone(source),
+                });
+            }
         }
         if st.open() > 0 || st.connect.failures == 0 {
             return None;
@@ -249,7 +297,7 @@ impl<M: Manager> Shared<M> {
         if st.connect.fatal {
             return Some(PoolError::Fatal { source });
         }
-        let fresh = st.connecting() == 0 && st.connect.last_error_attempt > since;
+        let fresh = st.connecting() == 0 && st.connect.last_error_attempt > since.attempts;
         (fresh && self.cfg.when_unavailable == WhenUnavailable::FailFast)
             .then_some(PoolError::Unavailable { source })
     }
@@ -450,6 +498,7 @@ impl<M: Manager> Shared<M> {
         {
             let mut st = self.inv.lock();
             st.connect.black_hole = Some(error);
+            st.connect.unresponsive_events += 1;
             self.inv.publish(&st);
         }
         self.wake.notify_waiters();

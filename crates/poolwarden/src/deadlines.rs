@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::manager::Manager;
-use crate::pool::Shared;
+use crate::shared::Shared;
 
 const NONE: u64 = u64::MAX;
 
@@ -74,12 +74,20 @@ impl Deadlines {
     }
 }
 
-/// Clears `running` when the sweeper ends or its runtime drops it.
-struct Running(Arc<Deadlines>);
+/// Clears `running` when the sweeper ends or its runtime drops it, and
+/// wakes the waiters: one of them starts a sweeper on its own runtime (a
+/// pool shared by two runtimes keeps its deadlines when one shuts down).
+struct Running<M: Manager> {
+    deadlines: Arc<Deadlines>,
+    pool: Weak<Shared<M>>,
+}
 
-impl Drop for Running {
+impl<M: Manager> Drop for Running<M> {
     fn drop(&mut self) {
-        self.0.running.store(false, Relaxed);
+        self.deadlines.running.store(false, Relaxed);
+        if let Some(shared) = self.pool.upgrade() {
+            shared.wake.notify_waiters();
+        }
     }
 }
 
@@ -95,13 +103,16 @@ impl<M: Manager> Shared<M> {
             return;
         };
         let weak = Arc::downgrade(self);
-        let running = Running(Arc::clone(d));
+        let running = Running {
+            deadlines: Arc::clone(d),
+            pool: weak.clone(),
+        };
         drop(handle.spawn(sweep(weak, running)));
     }
 }
 
-async fn sweep<M: Manager>(pool: Weak<Shared<M>>, running: Running) {
-    let d = Arc::clone(&running.0);
+async fn sweep<M: Manager>(pool: Weak<Shared<M>>, running: Running<M>) {
+    let d = Arc::clone(&running.deadlines);
     loop {
         let rearm = d.rearm.notified();
         tokio::pin!(rearm);

@@ -42,7 +42,9 @@ pub enum PoolError {
     /// The server stopped answering while its sockets stayed open (a frozen
     /// server, a black-holed route; see
     /// [`ErrorClass::Unresponsive`](crate::ErrorClass::Unresponsive)).
-    /// Checkouts fail fast with it until one round trip succeeds; the pool
+    /// Checkouts waiting when it is seen fail at once with it; later ones
+    /// wait up to `validation_timeout` for a round trip of their own (a
+    /// connect) and fail with it if none succeeds; the pool
     /// keeps trying to connect with backoff. Check the server and the
     /// network path to it.
     Unresponsive {
@@ -67,7 +69,7 @@ impl fmt::Display for PoolError {
                 "cannot connect to the database: the server rejected the connection settings (credentials, database name or TLS); fix the configuration",
             ),
             PoolError::Unresponsive { .. } => f.write_str(
-                "database not answering: a connection's socket is open but the server did not reply in time; checkouts fail fast until a round trip succeeds (check the server and the network path)",
+                "database not answering: a connection's socket is open but the server did not reply in time; waiting checkouts fail at once and new ones need a fresh connection (check the server and the network path)",
             ),
             PoolError::Busy => f.write_str("no idle connection available right now"),
             PoolError::Closed => f.write_str("the pool is closed"),

@@ -12,8 +12,8 @@ use crate::health::{self, AtReturn, Returned};
 use crate::inventory::Live;
 use crate::manager::{ErrorClass, Manager, Probe};
 use crate::observe::{Event, InvalidationCause};
-use crate::pool::Shared;
 use crate::recycle::Held;
+use crate::shared::Shared;
 use crate::status::CloseReason;
 
 /// A checked-out connection. Derefs to the manager's connection; dropping it
@@ -114,7 +114,7 @@ impl<M: Manager> PooledConnection<M> {
             }
             ErrorClass::Unresponsive => {
                 self.doomed = Some(CloseReason::Invalidated);
-                tracing::warn!(pool = %self.shared.cfg.name, %error, "the server did not answer a borrower's command in time; checkouts fail fast until it answers again");
+                tracing::warn!(pool = %self.shared.cfg.name, %error, "the server did not answer a borrower's command in time; waiting checkouts fail fast, older connections are retired");
                 let source: crate::SharedError =
                     Arc::new(crate::error::Reported(error.to_string()));
                 self.shared.black_hole(self.generation(), source);

@@ -82,8 +82,12 @@ pub(crate) struct ConnectState {
     /// No new connect before this (backoff).
     pub(crate) next_attempt: Option<Tick>,
     /// The server stopped answering (`ErrorClass::Unresponsive`): checkouts
-    /// that would wait fail fast with this, until a round trip succeeds.
+    /// waiting when it is seen fail fast with this, until a round trip
+    /// succeeds.
     pub(crate) black_hole: Option<SharedError>,
+    /// Unresponsive events seen so far; a checkout fails fast only with an
+    /// event seen after it began waiting (never with a stale one).
+    pub(crate) unresponsive_events: u64,
 }
 
 /// What the state publishes for lock-free reads by checkouts.
@@ -93,6 +97,8 @@ pub(crate) struct Summary {
     pub(crate) waiting: AtomicU32,
     /// Mirror of `ConnectState::attempts`.
     pub(crate) attempts: AtomicU64,
+    /// Mirror of `ConnectState::unresponsive_events`.
+    pub(crate) unresponsive_events: AtomicU64,
     /// A hint: every connection the pool may open is open or opening, and
     /// connecting is not failing, so a waiting checkout has no connect to
     /// plan. A stale value only delays planning until the next wake-up
@@ -215,6 +221,9 @@ impl<C> Inventory<C> {
         self.summary.settled.store(settled, Relaxed);
         self.summary.failing.store(failing, Relaxed);
         self.summary.attempts.store(st.connect.attempts, Relaxed);
+        self.summary
+            .unresponsive_events
+            .store(st.connect.unresponsive_events, Relaxed);
     }
 
     /// Checkouts waiting for a connection.

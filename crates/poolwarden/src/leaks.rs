@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::clock::Tick;
 use crate::manager::Manager;
 use crate::observe::Event;
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::status::CheckoutInfo;
 
 /// Share of the server's idle timeout at which a hold is reported as near

@@ -21,6 +21,7 @@ mod pool;
 mod recycle;
 pub mod redact;
 pub mod rules;
+mod shared;
 mod slots;
 mod snapshot;
 mod status;

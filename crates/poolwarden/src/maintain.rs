@@ -11,8 +11,8 @@ use crate::clock;
 use crate::health::{self, WhileIdle};
 use crate::manager::Manager;
 use crate::observe::ManagerCall;
-use crate::pool::Shared;
 use crate::recycle::Held;
+use crate::shared::Shared;
 use crate::status::CloseReason;
 
 /// Clears `maintenance_running` when the task ends or is dropped (its

@@ -34,7 +34,10 @@ pub enum ErrorClass {
     /// treats the server as not answering ("black hole"): waiting checkouts
     /// fail fast with this error, connections handed out before it are
     /// retired at return, and one successful round trip (connect or
-    /// validation) clears it.
+    /// validation) clears it. A checkout that begins after the event is not
+    /// failed with it at once: it waits up to `validation_timeout` for a
+    /// round trip of its own (a connect), so it is served as soon as the
+    /// server is back, and fails with this class if it is not.
     ///
     /// The pool produces this class itself when a validation ping outlives
     /// `validation_timeout`; managers return it from

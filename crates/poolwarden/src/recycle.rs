@@ -10,7 +10,7 @@ use crate::clock::{self, Tick};
 use crate::inventory::Live;
 use crate::manager::{Manager, Probe};
 use crate::observe::{Event, ManagerCall};
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::status::{CheckoutInfo, CloseReason};
 
 /// A connection the pool works on off any borrower's hands, counted in

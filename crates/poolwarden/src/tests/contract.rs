@@ -78,13 +78,14 @@ async fn get_until_bounds_the_validation_ping() {
 }
 
 /// A validation ping that times out is an `Unresponsive` event: the checkout
-/// and waiting checkouts fail fast with it, connections handed out before
-/// are retired at return, and a successful connect clears it.
+/// and the checkouts waiting at that moment fail fast with it, connections
+/// handed out before are retired at return, and a checkout that begins
+/// later waits for a round trip of its own, which clears it.
 #[tokio::test(start_paused = true)]
 async fn a_validation_timeout_black_holes_the_pool_until_a_round_trip_succeeds() {
     let m = Scripted::default();
     let (pool, rec) = observed(&m, |b| {
-        b.max_size(3)
+        b.max_size(2)
             .validation_timeout(Duration::from_secs(1))
             .checkout_timeout(Duration::from_secs(30))
     });
@@ -94,28 +95,75 @@ async fn a_validation_timeout_black_holes_the_pool_until_a_round_trip_succeeds()
     tokio::time::advance(Duration::from_secs(5)).await;
     m.validates([Step::Never]);
     let start = tokio::time::Instant::now();
-    let err = pool.get().await.unwrap_err();
+    let p = pool.clone();
+    let pinging = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    settle().await; // it claimed b and is in its ping
+    let p = pool.clone();
+    let waiting = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    settle().await; // no connection and no room: it waits
+    let err = pinging.await.unwrap().unwrap_err();
     assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
     assert_eq!(start.elapsed(), Duration::from_secs(1), "one ping timeout");
-    assert_eq!(rec.count("call_failed validate Unresponsive"), 1);
-    // While black-holed, a checkout that finds no usable connection fails
-    // at once instead of waiting for a frozen server.
-    let start = tokio::time::Instant::now();
-    let err = pool.get().await.unwrap_err();
+    let err = waiting.await.unwrap().unwrap_err();
     assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
-    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "failed fast with it"
+    );
+    assert_eq!(rec.count("call_failed validate Unresponsive"), 1);
     // The connection handed out before is retired at return.
     drop(a);
     assert_eq!(pool.status().open, 0);
-    // A checkout after the backoff starts a connect and still fails fast;
-    // the connect succeeds (the server answers again) and clears it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let err = pool.get().await.unwrap_err();
-    assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
-    settle().await;
-    let conn = pool.get().await.expect("cleared by the successful connect");
+    assert_eq!(pool.status().closed.stale, 1);
+    // A checkout that begins now does not fail with the stale cause: it
+    // connects (the server answers again), which clears the black hole.
+    let conn = pool.get().await.expect("a round trip of its own");
     drop(conn);
     check(&pool);
+}
+
+/// The coordinator's finding on main: after the server came back, a fresh
+/// checkout failed at once with the black-hole error of a borrower's
+/// command that had timed out before it began.
+#[tokio::test(start_paused = true)]
+async fn a_checkout_after_the_server_is_back_does_not_fail_with_a_stale_unresponsive_cause() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| b.max_size(1));
+    let mut held = pool.get().await.unwrap();
+    held.report_error(&super::script::ScriptError(ErrorClass::Unresponsive));
+    drop(held);
+    let conn = pool
+        .get_timeout(Duration::from_secs(10))
+        .await
+        .expect("no stale Unresponsive");
+    assert_eq!(conn.id, 2);
+}
+
+/// While the server stays frozen, a checkout that begins after the event
+/// waits for a round trip of its own for at most `validation_timeout`, then
+/// fails with Unresponsive, well before its own timeout.
+#[tokio::test(start_paused = true)]
+async fn a_later_checkout_on_a_frozen_server_fails_after_validation_timeout() {
+    let m = Scripted::default();
+    let pool = pool_with(&m, |b| {
+        b.max_size(1)
+            .validation_timeout(Duration::from_secs(1))
+            .connect_timeout(Duration::from_secs(10))
+            .checkout_timeout(Duration::from_secs(30))
+    });
+    let mut held = pool.get().await.unwrap();
+    held.report_error(&super::script::ScriptError(ErrorClass::Unresponsive));
+    drop(held);
+    m.connects([Step::Never]);
+    let start = tokio::time::Instant::now();
+    let err = pool.get().await.unwrap_err();
+    assert!(matches!(err, PoolError::Unresponsive { .. }), "{err}");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "validation_timeout"
+    );
 }
 
 /// A manager reporting `Unresponsive` (a command deadline) black-holes the
@@ -202,4 +250,39 @@ async fn every_waiter_times_out_at_its_own_deadline() {
     }
     drop(held);
     check(&pool);
+}
+
+/// The sweeper that enforces waiters' deadlines lives on one runtime; when
+/// that runtime shuts down, a waiter on another runtime still times out on
+/// time (it starts a sweeper on its own).
+#[test]
+fn a_waiter_keeps_its_deadline_after_the_sweepers_runtime_shut_down() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let m = Scripted::default();
+    let first = runtime();
+    let (pool, held) = first.block_on(async {
+        let pool = crate::Pool::builder(m.clone())
+            .max_size(1)
+            .checkout_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let held = pool.get().await.unwrap();
+        // A waiter here starts the sweeper on this runtime.
+        assert!(pool.get().await.unwrap_err().is_timeout());
+        (pool, held)
+    });
+    drop(first);
+    runtime().block_on(async {
+        let start = tokio::time::Instant::now();
+        let err = pool.get().await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    });
+    drop(held);
 }
