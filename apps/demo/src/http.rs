@@ -19,12 +19,14 @@ use hyper_util::service::TowerToHyperService;
 use poolwarden_axum::LogLimiter;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::api::error::ApiError;
 use crate::api::input::BODY_LIMIT;
 use crate::settings::HttpSettings;
 
-/// How long open connections get to finish their requests at shutdown.
+/// How long open connections get to finish their requests at shutdown, at
+/// most.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve `router` on `listener` until `shutdown` resolves, then let the
@@ -39,6 +41,25 @@ pub(crate) async fn serve(
     http: &HttpSettings,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let drain_by = async {
+        shutdown.await;
+        Instant::now() + DRAIN_TIMEOUT
+    };
+    serve_draining_by(listener, router, http, drain_by).await
+}
+
+/// [`serve`], where `shutdown` resolves to the instant by which the open
+/// connections must be done (never later than [`DRAIN_TIMEOUT`] after it
+/// resolves); those still open then are closed.
+///
+/// # Errors
+/// As [`serve`].
+pub(crate) async fn serve_draining_by(
+    listener: TcpListener,
+    router: Router,
+    http: &HttpSettings,
+    shutdown: impl Future<Output = Instant>,
+) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(http.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -47,11 +68,11 @@ pub(crate) async fn serve(
         .header_read_timeout(http.header_read_timeout)
         .keep_alive(true);
     tokio::pin!(shutdown);
-    loop {
+    let drain_by = loop {
         // At the cap, stop accepting: new connections wait in the backlog.
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => p.expect("the connection semaphore is never closed"),
-            () = &mut shutdown => break,
+            at = &mut shutdown => break at,
         };
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -64,7 +85,7 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            at = &mut shutdown => break at,
         };
         let _ = stream.set_nodelay(true);
         let conn = builder.serve_connection(
@@ -77,13 +98,16 @@ pub(crate) async fn serve(
             let _ = conn.await;
             drop(permit);
         });
-    }
+    };
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let drain_by = drain_by.min(Instant::now() + DRAIN_TIMEOUT);
+    if tokio::time::timeout_at(drain_by, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("some connections were still open after {DRAIN_TIMEOUT:?}; closing them");
+        tracing::warn!(
+            "some connections were still open at the end of the shutdown's drain; closing them"
+        );
     }
     Ok(())
 }

@@ -1,24 +1,44 @@
 //! `serve`: the API service, with graceful shutdown that drains the pool.
+//!
+//! The whole shutdown, from the signal to the exit, is bounded by the pool's
+//! `close_timeout` (plus [`ANSWER_GRACE`]) even when the database is frozen:
+//! open requests, accepted reports and checked-out connections get until
+//! then; a request still running then is answered 503 (shutting down) and
+//! its connection closed.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
+use crate::api::error::ApiError;
 use crate::app::{self, AppState};
 use crate::settings::Settings;
 use crate::{database, http};
 
-/// How long accepted reports get to finish at shutdown.
+/// How long accepted reports get to finish at shutdown, at most.
 const REPORT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the requests cut at the shutdown's deadline get to have their
+/// 503 written before their connections are closed.
+const ANSWER_GRACE: Duration = Duration::from_millis(200);
+
+/// The shutdown's deadline, once a signal came (`None` until then).
+type StopAt = watch::Receiver<Option<Instant>>;
 
 /// Run the service until Ctrl-C, SIGTERM or `run_for` seconds.
 ///
 /// Both listeners are bound first (a port in use fails the start before
 /// anything touches the database), then the database is reached and the
 /// schema migrated, then requests are served. At shutdown: stop accepting,
-/// let open requests finish, let accepted reports finish, close the pool.
+/// let open requests finish, let accepted reports finish, close the pool;
+/// all of it by one deadline, `close_timeout` after the signal.
 pub(crate) async fn run(
     settings: Settings,
     run_for: Option<u64>,
@@ -42,35 +62,72 @@ pub(crate) async fn run(
     .await?;
     let state = AppState::new(db.pool.clone(), settings.reports.clone());
     let reports = state.reports.clone();
-    let router = app::router(state, &settings.http);
+    let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
+    let router = app::router(state, &settings.http).layer(middleware::from_fn_with_state(
+        stop_rx.clone(),
+        cut_at_shutdown_deadline,
+    ));
     let admin = app::admin_router(db.pool.clone(), metrics);
     tracing::info!(
         "listening on http://{addr} (database {}{}); try: curl http://{addr}/accounts ; operators: http://{admin_addr}/debug/pool and /metrics",
         poolwarden::redact::url(&db.url),
         if db.private.is_some() { ", a PRIVATE server whose data is thrown away on exit" } else { "" }
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let api = http::serve(listener, router, &settings.http, stopped(stop_rx.clone()));
-    let ops = http::serve(admin_listener, admin, &settings.http, stopped(stop_rx));
+    let close_timeout = db.pool.config().close_timeout;
+    let drain_by = |rx: StopAt| async move { stop_deadline(rx).await + ANSWER_GRACE };
+    let api = http::serve_draining_by(listener, router, &settings.http, drain_by(stop_rx.clone()));
+    let ops = http::serve_draining_by(admin_listener, admin, &settings.http, drain_by(stop_rx));
     let signal = async {
         shutdown(run_for).await;
-        let _ = stop_tx.send(true);
+        let _ = stop_tx.send(Some(Instant::now() + close_timeout));
     };
     let (api, ops, ()) = tokio::join!(api, ops, signal);
     api?;
     ops?;
+    let stop_at = (*stop_tx.borrow()).unwrap_or_else(Instant::now);
     tracing::info!(held = reports.held(), "waiting for accepted reports");
-    if !reports.drain(REPORT_DRAIN_TIMEOUT).await {
-        tracing::warn!("some reports were still running after {REPORT_DRAIN_TIMEOUT:?}; they fail with the pool's closing");
+    let left = stop_at.saturating_duration_since(Instant::now());
+    if !reports.drain(left.min(REPORT_DRAIN_TIMEOUT)).await {
+        tracing::warn!("some reports were still running at the shutdown's deadline; they fail with the pool's closing");
     }
     tracing::info!("draining the pool");
-    db.pool.close().await;
+    // `close` closes the pool when first polled; the timeout only stops the
+    // waiting for connections still checked out.
+    if tokio::time::timeout_at(stop_at, db.pool.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(status = ?db.pool.status(), "connections still checked out at the shutdown's deadline ({close_timeout:?} after the signal); exiting");
+    }
     tracing::info!(status = ?db.pool.status(), "stopped");
     drop(db);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The shutdown's deadline, once it is set; never, if the sender is gone
+/// without setting one.
+async fn stop_deadline(mut rx: StopAt) -> Instant {
+    // The `Ref` is not `Send`: read it out before any other await.
+    let at = rx.wait_for(Option::is_some).await.ok().and_then(|at| *at);
+    match at {
+        Some(at) => at,
+        None => std::future::pending().await,
+    }
+}
+
+/// Middleware: a request still running at the shutdown's deadline is
+/// answered 503 (the handler is dropped, its connection closed with the
+/// pool), so the process exits on time with an answer to every client.
+async fn cut_at_shutdown_deadline(
+    State(stop): State<StopAt>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let cut = async move { tokio::time::sleep_until(stop_deadline(stop).await).await };
+    tokio::select! {
+        response = next.run(req) => response,
+        () = cut => ApiError::Retry("the service is shutting down; retry the request".to_owned()).into_response(),
+    }
 }
 
 async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener, String> {

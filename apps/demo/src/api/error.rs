@@ -6,13 +6,16 @@
 //! ([`From<mysql_async::Error>`]): a missing referenced row is 404, a
 //! duplicate or a referenced row is 409, a deadlock or lock wait is 503 with
 //! `Retry-After` (the transaction was rolled back; retrying with the same
-//! `Idempotency-Key` is safe), a value out of range is 422.
+//! `Idempotency-Key` is safe), a value out of range is 422, and a command
+//! cut at its deadline ([`CommandTimeout`]) is 504 when the deadline was the
+//! request's, else 503: the server did not answer, it is not a bug (a 500
+//! here was what a frozen database gave, just before the request's own 504).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use poolwarden_axum::{DbRejection, LogLimiter};
-use poolwarden_mysql::codes;
+use poolwarden_axum::{DbRejection, LogLimiter, DATABASE_UNAVAILABLE, DEADLINE_EXCEEDED};
+use poolwarden_mysql::{codes, CommandTimeout, DeadlineSource};
 use serde_json::json;
 
 /// An error a handler returns.
@@ -41,6 +44,9 @@ pub(crate) enum ApiError {
     Retry(String),
     /// 503: no connection (the pool's rejection, logged by it).
     Unavailable(DbRejection),
+    /// 504 (the request's deadline) or 503 (another command deadline): the
+    /// database did not answer a command in time; logged, not returned.
+    NoAnswer(mysql_async::Error),
     /// 500: a database error; details are logged, not returned.
     Database(mysql_async::Error),
     /// 500: something else failed; the text is logged, not returned.
@@ -52,6 +58,9 @@ pub(crate) enum ApiError {
 impl From<mysql_async::Error> for ApiError {
     /// The one place database errors become statuses.
     fn from(e: mysql_async::Error) -> Self {
+        if CommandTimeout::find(&e).is_some() {
+            return ApiError::NoAnswer(e);
+        }
         let mysql_async::Error::Server(s) = &e else {
             return ApiError::Database(e);
         };
@@ -143,6 +152,26 @@ impl IntoResponse for ApiError {
                 retry_after(body(StatusCode::SERVICE_UNAVAILABLE, "retry", &m), "1")
             }
             ApiError::Unavailable(rejection) => rejection.into_response(),
+            ApiError::NoAnswer(e) => {
+                if let Some(held_back) = LogLimiter::global().admit("database command deadline") {
+                    tracing::warn!(error = %e, held_back, "database command cut at its deadline");
+                }
+                match CommandTimeout::find(&e).map(|t| t.source) {
+                    Some(DeadlineSource::CheckoutDeadline) => body(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        DEADLINE_EXCEEDED,
+                        "the request did not finish within its time limit; try again later",
+                    ),
+                    _ => retry_after(
+                        body(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            DATABASE_UNAVAILABLE,
+                            "the database did not answer in time; try again later",
+                        ),
+                        "1",
+                    ),
+                }
+            }
             ApiError::Database(e) => {
                 let detail = e.to_string();
                 if let Some(held_back) = LogLimiter::global().admit("database error") {
