@@ -73,8 +73,16 @@ impl Reading {
         None
     }
 
-    /// A reading from `(name, value)` rows of both queries.
-    pub(crate) fn parse<I>(rows: I) -> Reading
+    /// Why a [`ClusterManager`](super::ClusterManager) with the default
+    /// settings (no donor, no desynced node, writer routing) would not use
+    /// this node, or `None` if it would.
+    pub fn unusable(&self) -> Option<DownReason> {
+        self.unfit(Accept::default())
+    }
+
+    /// A reading from `(name, value)` rows of `SHOW GLOBAL STATUS` and
+    /// `SHOW GLOBAL VARIABLES` (names case-insensitive; others ignored).
+    pub fn parse<I>(rows: I) -> Reading
     where
         I: IntoIterator<Item = (String, String)>,
     {
@@ -99,9 +107,18 @@ impl Reading {
     }
 }
 
-/// Two round trips on `conn` (the raw driver connection: this is the
-/// manager's traffic, not a borrower's).
-pub(crate) async fn read(conn: &mut Conn) -> mysql_async::Result<Reading> {
+/// A node's [`Reading`]: two round trips on `conn` (the raw driver
+/// connection: this is the manager's or the doctor's traffic, not a
+/// borrower's).
+///
+/// # Errors
+///
+/// The driver's error for a failed query.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: dropped midway, `conn` may hold unread results; close it.
+pub async fn read_reading(conn: &mut Conn) -> mysql_async::Result<Reading> {
     let mut rows: Vec<(String, String)> = conn.query(STATUS_SQL).await?;
     rows.extend(conn.query::<(String, String), _>(VARIABLES_SQL).await?);
     Ok(Reading::parse(rows))
