@@ -19,7 +19,7 @@ const DONOR_DESYNCED: u32 = 2;
 
 /// One reading of a node's state, taken by the health check or on a new
 /// connection.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Reading {
     /// `wsrep_on`: the node is a Galera node. Otherwise the `wsrep_*`
@@ -187,6 +187,27 @@ mod tests {
         };
         assert_eq!(desynced.unfit(accept), None);
         assert!(donor.unfit(accept).is_some());
+    }
+
+    #[test]
+    fn node_status_serialises_for_status_pages() {
+        use super::super::nodes::{NodeState, NodeStatus};
+        let status = NodeStatus {
+            address: "db2:3306".to_owned(),
+            state: NodeState::Down(DownReason::NotSynced { state: 2 }),
+            open: 0,
+            writer: false,
+            generation: 3,
+            reading: Some(galera("Primary", "ON", "2")),
+            last_error: None,
+        };
+        let v = serde_json::to_value(&status).unwrap();
+        assert_eq!(v["address"], "db2:3306");
+        assert_eq!(v["state"]["down"]["not_synced"]["state"], 2);
+        assert_eq!(v["reading"]["local_state"], 2);
+        assert_eq!(v["reading"]["cluster_status"], "Primary");
+        let up = serde_json::to_value(NodeState::Up).unwrap();
+        assert_eq!(up, "up");
     }
 
     #[test]
