@@ -38,6 +38,7 @@ const DOCTOR_AFTER_HELP: &str = "\
 Examples:
   poolwarden doctor mysql://app:secret@db:3306/app --processes 8 --max-size 10
   poolwarden doctor postgres://app@db/app --pool-config pool.toml --json
+  poolwarden doctor mysql://app:secret@db1:3306,db2:3306,db3:3306/app   (a Galera cluster)
   poolwarden doctor --live http://127.0.0.1:8080/debug/pool
 
 Durations are written like 30s, 10m, 1h 30m; `off` disables max_lifetime,
@@ -52,7 +53,8 @@ Exit codes:
 /// `poolwarden doctor`.
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
-    /// The database URL (mysql://, mariadb://, postgres://), or with --live
+    /// The database URL (mysql://, mariadb://, postgres://; several
+    /// host:port separated by commas for a Galera cluster), or with --live
     /// the URL of a service's /debug/pool endpoint.
     #[arg(value_name = "URL")]
     pub(crate) url: String,
@@ -171,6 +173,16 @@ impl DoctorArgs {
         };
         self.pool.apply(&mut cfg);
         Ok(cfg)
+    }
+
+    /// Where the pool settings came from, for the report.
+    pub(crate) fn pool_source(&self) -> String {
+        match (&self.pool_config, self.pool.any()) {
+            (Some(p), true) => format!("settings from {} with flags", p.display()),
+            (Some(p), false) => format!("settings from {}", p.display()),
+            (None, true) => "defaults with flags".to_owned(),
+            (None, false) => "default settings".to_owned(),
+        }
     }
 }
 

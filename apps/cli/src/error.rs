@@ -67,6 +67,9 @@ pub(crate) enum DoctorError {
         /// The server's message.
         message: String,
     },
+    /// No node of a multi-host URL could be read.
+    #[error("no node of the cluster could be read: {0}")]
+    NoNode(String),
     /// A query for the server's facts failed.
     #[error("reading the server's settings failed: {0}")]
     Query(String),

@@ -283,7 +283,7 @@ fn secs(v: Option<u64>) -> Option<Duration> {
     v.map(Duration::from_secs)
 }
 
-mod mysql {
+pub(crate) mod mysql {
     //! MySQL and MariaDB through `mysql_async`.
 
     use super::*;
@@ -303,22 +303,7 @@ mod mysql {
         target: &Target,
         timeout: Duration,
     ) -> Result<ServerFacts, DoctorError> {
-        let opts = Opts::from_url(target.url.as_str()).map_err(|e| DoctorError::BadUrl {
-            url: target.redacted(),
-            reason: e.to_string(),
-        })?;
-        // Diagnose over TCP, as given: do not switch to a local socket.
-        let opts = OptsBuilder::from_opts(opts).prefer_socket(false);
-        let mut conn = match tokio::time::timeout(timeout, Conn::new(opts)).await {
-            Err(_) => {
-                return Err(DoctorError::Timeout {
-                    addr: target.addr(),
-                    timeout,
-                })
-            }
-            Ok(Err(e)) => return Err(classify(target, e)),
-            Ok(Ok(c)) => c,
-        };
+        let mut conn = connect(target, timeout).await?;
         let read = tokio::time::timeout(timeout, read_on(&mut conn)).await;
         // Close cleanly either way, so the doctor never counts as an aborted client.
         let _ = tokio::time::timeout(timeout, conn.disconnect()).await;
@@ -328,6 +313,24 @@ mod mysql {
                 humantime::format_duration(timeout)
             ))),
             Ok(r) => r.map_err(|e| DoctorError::Query(e.to_string())),
+        }
+    }
+
+    /// Connects to `target` over TCP within `timeout`; the error says why not.
+    pub(crate) async fn connect(target: &Target, timeout: Duration) -> Result<Conn, DoctorError> {
+        let opts = Opts::from_url(target.url.as_str()).map_err(|e| DoctorError::BadUrl {
+            url: target.redacted(),
+            reason: e.to_string(),
+        })?;
+        // Diagnose over TCP, as given: do not switch to a local socket.
+        let opts = OptsBuilder::from_opts(opts).prefer_socket(false);
+        match tokio::time::timeout(timeout, Conn::new(opts)).await {
+            Err(_) => Err(DoctorError::Timeout {
+                addr: target.addr(),
+                timeout,
+            }),
+            Ok(Err(e)) => Err(classify(target, e)),
+            Ok(Ok(c)) => Ok(c),
         }
     }
 

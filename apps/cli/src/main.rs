@@ -5,10 +5,12 @@
 
 mod checks;
 mod cli;
+mod cluster;
 mod error;
 mod facts;
 mod live;
 mod render;
+mod render_cluster;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -81,8 +83,28 @@ fn run(args: &DoctorArgs) -> Result<(String, u8), DoctorError> {
         };
         return Ok((text, code));
     }
-    let target = facts::Target::parse(&args.url)?;
     let cfg = args.pool_config()?;
+    if let Some(nodes) = cluster::nodes_of(&args.url) {
+        let nodes = rt.block_on(cluster::read_nodes(nodes, args.timeout));
+        if nodes.iter().all(|n| n.reading.is_none()) {
+            let why: Vec<String> = nodes.iter().filter_map(|n| n.error.clone()).collect();
+            return Err(DoctorError::NoNode(why.join("; ")));
+        }
+        let findings = checks::check_cluster(&nodes, &cfg);
+        let code = render::exit_code(&findings);
+        // The multi-host URL is no `url::Url`: the pool's redaction, which
+        // parses leniently, masks its password.
+        let shown = poolwarden::redact::url(&args.url);
+        let text = if args.json {
+            pretty(&render_cluster::cluster_json(
+                &shown, &nodes, &cfg, &findings,
+            ))
+        } else {
+            render_cluster::cluster_human(&shown, &nodes, &cfg, &args.pool_source(), &findings)
+        };
+        return Ok((text, code));
+    }
+    let target = facts::Target::parse(&args.url)?;
     let facts = rt.block_on(facts::read_facts(&target, args.timeout))?;
     let findings = checks::check_server(&facts, &cfg, args.processes);
     let code = render::exit_code(&findings);
@@ -95,17 +117,11 @@ fn run(args: &DoctorArgs) -> Result<(String, u8), DoctorError> {
             &findings,
         ))
     } else {
-        let source = match (&args.pool_config, args.pool.any()) {
-            (Some(p), true) => format!("settings from {} with flags", p.display()),
-            (Some(p), false) => format!("settings from {}", p.display()),
-            (None, true) => "defaults with flags".to_owned(),
-            (None, false) => "default settings".to_owned(),
-        };
         render::server_human(
             &target.redacted(),
             &facts,
             &cfg,
-            &source,
+            &args.pool_source(),
             args.processes,
             &findings,
         )

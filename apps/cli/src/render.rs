@@ -15,8 +15,8 @@ use crate::checks::{fmt_bytes, fmt_d, secs_str, worst, Finding, Severity};
 use crate::facts::ServerFacts;
 use crate::live::LiveReport;
 
-const BOLD: Style = Style::new().bold();
-const DIM: Style = Style::new().dimmed();
+pub(crate) const BOLD: Style = Style::new().bold();
+pub(crate) const DIM: Style = Style::new().dimmed();
 
 fn sev_style(s: Severity) -> Style {
     match s {
@@ -76,7 +76,7 @@ fn pad(s: &str, w: usize) -> String {
 }
 
 /// Two aligned columns: `  key   value`.
-fn kv(out: &mut String, rows: &[(String, String)]) {
+pub(crate) fn kv(out: &mut String, rows: &[(String, String)]) {
     let w = rows
         .iter()
         .map(|(k, _)| k.chars().count())
@@ -273,18 +273,29 @@ pub(crate) fn server_human(
         rows.push(("uptime".into(), fmt_d(Duration::from_secs(u))));
     }
     kv(&mut out, &rows);
-    let _ = writeln!(
-        out,
-        "\n{BOLD}Pool{BOLD:#}  {pool_source}, {processes} process{}",
+    let heading = format!(
+        "{pool_source}, {processes} process{}",
         if processes == 1 { "" } else { "es" }
     );
+    pool_and_findings(&mut out, &heading, cfg, findings);
+    out
+}
+
+/// The tail of a report: the pool settings checked (under `heading`), the
+/// findings table and the summary line.
+pub(crate) fn pool_and_findings(
+    out: &mut String,
+    heading: &str,
+    cfg: &PoolConfig,
+    findings: &[Finding],
+) {
+    let _ = writeln!(out, "\n{BOLD}Pool{BOLD:#}  {heading}");
     for l in wrap(&pool_line(cfg), width().saturating_sub(2)) {
         let _ = writeln!(out, "  {l}");
     }
     out.push('\n');
-    findings_table(&mut out, findings);
-    summary_line(&mut out, findings);
-    out
+    findings_table(out, findings);
+    summary_line(out, findings);
 }
 
 /// The report of `doctor --live URL`, for people.
@@ -405,7 +416,7 @@ pub(crate) fn live_human(target: &str, report: &LiveReport, findings: &[Finding]
     out
 }
 
-fn summary_json(findings: &[Finding]) -> Value {
+pub(crate) fn summary_json(findings: &[Finding]) -> Value {
     let count = |s| findings.iter().filter(|f| f.severity == s).count();
     json!({
         "worst": worst(findings),

@@ -36,6 +36,21 @@ fn unreachable_port() {
 }
 
 #[test]
+fn a_cluster_with_no_readable_node() {
+    let (a, b) = (closed_port(), closed_port());
+    let url = format!("mysql://app:s3cretpw@127.0.0.1:{a},127.0.0.1:{b}/test");
+    let line = assert_one_line_error(
+        &["doctor", &url],
+        &[
+            "no node of the cluster could be read",
+            &format!("127.0.0.1:{a}: connection refused"),
+            &format!("127.0.0.1:{b}: connection refused"),
+        ],
+    );
+    assert!(!line.contains("s3cretpw"), "{line}");
+}
+
+#[test]
 fn a_server_that_never_answers_times_out() {
     // Accepts the TCP connection but never sends the MySQL greeting.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -17,7 +17,7 @@ mod tx_rejection;
 pub use context::RequestContext;
 pub use db::Db;
 pub use deadline::{DeadlineLayer, DeadlineService, RequestDeadline, DEADLINE_EXCEEDED};
-pub use debug::{debug_router, pool_debug_handler, DEBUG_POOL_PATH};
+pub use debug::{debug_router, debug_router_with, pool_debug_handler, DEBUG_POOL_PATH};
 pub use log_limit::{LogLimiter, LOG_INTERVAL};
 #[cfg(feature = "metrics")]
 pub use metrics::{install_prometheus, metrics_handler, metrics_router, METRICS_PATH};

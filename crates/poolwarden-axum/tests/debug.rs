@@ -88,3 +88,45 @@ async fn the_handler_mounts_anywhere_with_an_app_state() {
     assert_eq!(body["status"]["in_use"], 0);
     assert_eq!(body["checkouts"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn an_extra_section_is_added_on_every_request() {
+    let fake = Fake::default();
+    let pool = pool(&fake, 2);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let section = move || {
+        let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        serde_json::json!([{"address": "db1:3306", "state": "up", "open": n}])
+    };
+    let app: Router = Router::new().merge(poolwarden_axum::debug_router_with(
+        pool.clone(),
+        "nodes",
+        section,
+    ));
+    for n in 1..=2 {
+        let response = app
+            .clone()
+            .oneshot(request("GET", "/debug/pool", None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body = body_json(response).await;
+        assert_eq!(body["pool"], "test");
+        assert_eq!(body["status"]["max_size"], 2);
+        assert_eq!(body["nodes"][0]["address"], "db1:3306");
+        assert_eq!(body["nodes"][0]["open"], n, "made per request");
+        // Still the document `doctor --live` reads.
+        let back: poolwarden::PoolSnapshot = serde_json::from_value(body).expect("a PoolSnapshot");
+        assert_eq!(back.pool, "test");
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "'status' is already a field")]
+async fn an_extra_section_may_not_hide_a_field() {
+    let fake = Fake::default();
+    let pool = pool(&fake, 1);
+    let _: Router = poolwarden_axum::debug_router_with(pool, "status", || 1);
+}

@@ -19,8 +19,9 @@ mod transactional;
 
 pub use classify::{classify_error, classify_server, codes, Classifier};
 pub use cluster::{
-    ClusterBuilder, ClusterConn, ClusterError, ClusterManager, DownReason, NodeState, NodeStatus,
-    Reading, Routing, METRIC_CLUSTER_NODE_CONNECTIONS, METRIC_CLUSTER_NODE_UP,
+    read_reading, split_url, ClusterBuilder, ClusterConn, ClusterError, ClusterManager, DownReason,
+    NodeState, NodeStatus, Reading, Routing, METRIC_CLUSTER_NODE_CONNECTIONS,
+    METRIC_CLUSTER_NODE_UP,
 };
 pub use conn::MySqlConn;
 pub use connect::DEFAULT_TCP_KEEPALIVE;

@@ -3,6 +3,7 @@
 //!
 //! Nothing here does I/O, so every rule is unit-tested (`tests/`).
 
+mod cluster;
 mod finding;
 mod live;
 mod pool;
@@ -10,6 +11,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use cluster::*;
 pub(crate) use finding::*;
 pub(crate) use live::*;
 pub(crate) use pool::*;

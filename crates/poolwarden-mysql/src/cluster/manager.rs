@@ -96,6 +96,14 @@ pub struct ClusterBuilder {
 }
 
 impl ClusterBuilder {
+    /// [`check_timeout`](Self::check_timeout)'s default: 1 s. The pool's
+    /// `validation_timeout` must stay above it (`validate` bounds its own
+    /// ping by it).
+    pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+    /// [`node_wait`](Self::node_wait)'s default: 4 s. The pool's
+    /// `connect_timeout` must stay above it.
+    pub const DEFAULT_NODE_WAIT: Duration = Duration::from_secs(4);
+
     /// Nodes from one multi-host URL: `mysql://user:pass@h1:p1,h2:p2/db?params`
     /// (the user, password, database and parameters apply to every host).
     ///
@@ -103,7 +111,7 @@ impl ClusterBuilder {
     ///
     /// [`ClusterError`] for a malformed URL; it never contains the password.
     pub fn from_url(url: &str) -> Result<Self, ClusterError> {
-        let nodes = url::split(url)?
+        let nodes = url::split_url(url)?
             .into_iter()
             .enumerate()
             .map(|(i, (host, node_url))| {
@@ -143,8 +151,8 @@ impl ClusterBuilder {
             readmit_after: Duration::from_secs(2),
             settings: Settings {
                 check_interval: Duration::from_millis(500),
-                check_timeout: Duration::from_secs(1),
-                node_wait: Duration::from_secs(4),
+                check_timeout: Self::DEFAULT_CHECK_TIMEOUT,
+                node_wait: Self::DEFAULT_NODE_WAIT,
             },
         }
     }
@@ -323,7 +331,9 @@ impl ClusterManager {
             Attempt::Failed(e)
         };
         let mut conn = node.manager.connect().await.map_err(failed)?;
-        let reading = reading::read(&mut conn.inner).await.map_err(failed)?;
+        let reading = reading::read_reading(&mut conn.inner)
+            .await
+            .map_err(failed)?;
         match nodes.admit_new(i, seen, &reading, Instant::now()) {
             Ok(()) if nodes.prefer_replica(&reading) => Err(Attempt::Unfit),
             Ok(()) => Ok(ClusterConn::new(conn, i, seen, Arc::clone(&self.shared))),

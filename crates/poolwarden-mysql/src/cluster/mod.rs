@@ -46,5 +46,5 @@ pub use manager::{ClusterBuilder, ClusterManager, Routing};
 pub use nodes::{
     DownReason, NodeState, NodeStatus, METRIC_CLUSTER_NODE_CONNECTIONS, METRIC_CLUSTER_NODE_UP,
 };
-pub use reading::Reading;
-pub use url::ClusterError;
+pub use reading::{read_reading, Reading};
+pub use url::{split_url, ClusterError};

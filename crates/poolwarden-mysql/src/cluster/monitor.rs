@@ -66,7 +66,7 @@ async fn check(conn: &mut Option<Conn>, opts: &Opts, timeout: Duration) -> Resul
             *conn = Some(Conn::new(opts.clone()).await?);
         }
         match conn.as_mut() {
-            Some(c) => reading::read(c).await,
+            Some(c) => reading::read_reading(c).await,
             None => unreachable!("opened above"),
         }
     };

@@ -21,8 +21,10 @@ pub const METRIC_CLUSTER_NODE_UP: &str = "poolwarden_mysql_cluster_node_up";
 /// Sampled by the node's health check.
 pub const METRIC_CLUSTER_NODE_CONNECTIONS: &str = "poolwarden_mysql_cluster_node_connections";
 
-/// Whether the pool uses a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether the pool uses a node. Serialised in snake case: `"up"`,
+/// `{"down": "non_primary"}`, `{"down": {"not_synced": {"state": 2}}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NodeState {
     /// Not checked yet: a connect may try it (and checks it first).
@@ -37,7 +39,8 @@ pub enum NodeState {
 }
 
 /// Why a node is not used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DownReason {
     /// Connecting or the health check failed or timed out.
@@ -73,8 +76,10 @@ impl fmt::Display for DownReason {
     }
 }
 
-/// A snapshot of one node, for status pages and tests.
-#[derive(Debug, Clone)]
+/// A snapshot of one node, for status pages and tests. Serialises to one
+/// JSON object per node (e.g. an extra section of `/debug/pool`, see
+/// `poolwarden_axum::debug_router_with`).
+#[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
 pub struct NodeStatus {
     /// `host:port` (never the password).

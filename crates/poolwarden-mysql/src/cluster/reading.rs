@@ -19,7 +19,7 @@ const DONOR_DESYNCED: u32 = 2;
 
 /// One reading of a node's state, taken by the health check or on a new
 /// connection.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Reading {
     /// `wsrep_on`: the node is a Galera node. Otherwise the `wsrep_*`
@@ -73,8 +73,16 @@ impl Reading {
         None
     }
 
-    /// A reading from `(name, value)` rows of both queries.
-    pub(crate) fn parse<I>(rows: I) -> Reading
+    /// Why a [`ClusterManager`](super::ClusterManager) with the default
+    /// settings (no donor, no desynced node, writer routing) would not use
+    /// this node, or `None` if it would.
+    pub fn unusable(&self) -> Option<DownReason> {
+        self.unfit(Accept::default())
+    }
+
+    /// A reading from `(name, value)` rows of `SHOW GLOBAL STATUS` and
+    /// `SHOW GLOBAL VARIABLES` (names case-insensitive; others ignored).
+    pub fn parse<I>(rows: I) -> Reading
     where
         I: IntoIterator<Item = (String, String)>,
     {
@@ -99,9 +107,18 @@ impl Reading {
     }
 }
 
-/// Two round trips on `conn` (the raw driver connection: this is the
-/// manager's traffic, not a borrower's).
-pub(crate) async fn read(conn: &mut Conn) -> mysql_async::Result<Reading> {
+/// A node's [`Reading`]: two round trips on `conn` (the raw driver
+/// connection: this is the manager's or the doctor's traffic, not a
+/// borrower's).
+///
+/// # Errors
+///
+/// The driver's error for a failed query.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: dropped midway, `conn` may hold unread results; close it.
+pub async fn read_reading(conn: &mut Conn) -> mysql_async::Result<Reading> {
     let mut rows: Vec<(String, String)> = conn.query(STATUS_SQL).await?;
     rows.extend(conn.query::<(String, String), _>(VARIABLES_SQL).await?);
     Ok(Reading::parse(rows))
@@ -170,6 +187,27 @@ mod tests {
         };
         assert_eq!(desynced.unfit(accept), None);
         assert!(donor.unfit(accept).is_some());
+    }
+
+    #[test]
+    fn node_status_serialises_for_status_pages() {
+        use super::super::nodes::{NodeState, NodeStatus};
+        let status = NodeStatus {
+            address: "db2:3306".to_owned(),
+            state: NodeState::Down(DownReason::NotSynced { state: 2 }),
+            open: 0,
+            writer: false,
+            generation: 3,
+            reading: Some(galera("Primary", "ON", "2")),
+            last_error: None,
+        };
+        let v = serde_json::to_value(&status).unwrap();
+        assert_eq!(v["address"], "db2:3306");
+        assert_eq!(v["state"]["down"]["not_synced"]["state"], 2);
+        assert_eq!(v["reading"]["local_state"], 2);
+        assert_eq!(v["reading"]["cluster_status"], "Primary");
+        let up = serde_json::to_value(NodeState::Up).unwrap();
+        assert_eq!(up, "up");
     }
 
     #[test]

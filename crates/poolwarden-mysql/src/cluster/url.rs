@@ -45,8 +45,15 @@ impl ClusterError {
     }
 }
 
-/// `(host, single-host URL)` for every host of a multi-host URL, in order.
-pub(crate) fn split(url: &str) -> Result<Vec<(String, String)>, ClusterError> {
+/// `(host, single-host URL)` for every host of a multi-host URL, in order
+/// (`mysql://u:p@h1:p1,h2:p2/db?params`: the user, password, database and
+/// parameters apply to every host). A single-host URL gives one pair.
+///
+/// # Errors
+///
+/// [`ClusterError::BadUrl`] for a URL without a scheme or with an empty
+/// host; it never contains the password.
+pub fn split_url(url: &str) -> Result<Vec<(String, String)>, ClusterError> {
     let bad = |reason: &str| ClusterError::BadUrl {
         reason: reason.to_owned(),
     };
@@ -82,7 +89,7 @@ mod tests {
     #[test]
     fn splits_hosts_and_keeps_credentials_db_and_params() {
         let nodes =
-            split("mysql://app:s3cret@h1:3306,h2:3307, h3/shop?tcp_keepalive=5000").unwrap();
+            split_url("mysql://app:s3cret@h1:3306,h2:3307, h3/shop?tcp_keepalive=5000").unwrap();
         let urls: Vec<&str> = nodes.iter().map(|(_, u)| u.as_str()).collect();
         assert_eq!(
             urls,
@@ -97,14 +104,14 @@ mod tests {
 
     #[test]
     fn single_host_and_no_credentials() {
-        let nodes = split("mysql://db").unwrap();
+        let nodes = split_url("mysql://db").unwrap();
         assert_eq!(nodes, [("db".to_owned(), "mysql://db".to_owned())]);
     }
 
     #[test]
     fn errors_never_show_the_password() {
         for url in ["mysql://u:s3cret@h1,,h2/db", "u:s3cret@h1,h2"] {
-            let text = split(url).unwrap_err().to_string();
+            let text = split_url(url).unwrap_err().to_string();
             assert!(!text.contains("s3cret"), "{text}");
         }
     }

@@ -1,5 +1,6 @@
 //! The checks' unit tests, one file per concern; shared builders here.
 
+mod cluster;
 mod live;
 mod pool;
 mod server;
