@@ -44,6 +44,7 @@ mod galera;
 mod mariadb;
 mod net;
 mod pg_ipc;
+pub mod pool_events;
 mod postgres;
 mod process;
 mod template;

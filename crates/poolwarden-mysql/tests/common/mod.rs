@@ -13,12 +13,11 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use poolwarden::{
-    Builder, CheckoutInfo, CloseReason, ErrorClass, Event, InvalidationCause, Observer, Pool,
-    PoolError, PooledConnection,
-};
+use poolwarden::{Builder, Observer, Pool, PoolError, PooledConnection};
 use poolwarden_mysql::mysql_async::prelude::Queryable;
 use poolwarden_mysql::MySqlManager;
+#[allow(unused_imports)] // each test file uses its own subset
+pub(crate) use poolwarden_testkit::pool_events::{poll_until, Events, Kind, Rec};
 use poolwarden_testkit::MariaDb;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -125,19 +124,6 @@ pub(crate) async fn session_id(c: &mut Guard) -> u64 {
 
 /// Poll `cond` every 5 ms until it holds or `timeout` passes. Only for
 /// conditions nothing signals (pool counters, server state).
-pub(crate) async fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// Resumes a paused (SIGSTOP) server when dropped, also when the test fails.
 pub(crate) struct Paused<'a>(&'a MariaDb);
 
@@ -155,222 +141,6 @@ impl Drop for Paused<'_> {
         if let Err(e) = self.0.resume() {
             eprintln!("resuming the paused server failed: {e}");
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Events
-
-/// One pool event, owned, without the per-checkout noise unless asked for.
-#[derive(Debug, Clone)]
-pub(crate) enum Kind {
-    Connected {
-        id: u64,
-    },
-    ConnectFailed {
-        error: String,
-        class: ErrorClass,
-    },
-    CheckedOut {
-        checkout_id: u64,
-        id: u64,
-    },
-    CheckedIn {
-        checkout_id: u64,
-        id: u64,
-    },
-    Discarded {
-        id: u64,
-        reason: CloseReason,
-    },
-    Leak(CheckoutInfo),
-    NearServerTimeout(CheckoutInfo),
-    LeakResolved(CheckoutInfo),
-    Invalidated {
-        generation: u64,
-        cause: InvalidationCause,
-    },
-    Other(String),
-}
-
-/// An event and when it was seen.
-#[derive(Debug, Clone)]
-pub(crate) struct Rec {
-    pub(crate) at: Instant,
-    pub(crate) kind: Kind,
-}
-
-/// An [`Observer`] that keeps every event with its time and wakes tests
-/// waiting for one.
-pub(crate) struct Events {
-    recs: Mutex<Vec<Rec>>,
-    notify: Notify,
-    checkouts: bool,
-}
-
-impl Events {
-    /// Without `CheckedOut`/`CheckedIn` (load tests make millions).
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Events {
-            recs: Mutex::new(Vec::new()),
-            notify: Notify::new(),
-            checkouts: false,
-        })
-    }
-
-    /// With `CheckedOut`/`CheckedIn`.
-    pub(crate) fn with_checkouts() -> Arc<Self> {
-        Arc::new(Events {
-            recs: Mutex::new(Vec::new()),
-            notify: Notify::new(),
-            checkouts: true,
-        })
-    }
-
-    pub(crate) fn all(&self) -> Vec<Rec> {
-        self.recs.lock().clone()
-    }
-
-    /// The first event matching `pred`, waiting up to `timeout` for it.
-    pub(crate) async fn wait_for(
-        &self,
-        timeout: Duration,
-        pred: impl Fn(&Rec) -> bool,
-    ) -> Option<Rec> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let found = {
-                let recs = self.recs.lock();
-                recs.iter().find(|r| pred(r)).cloned()
-            };
-            if found.is_some() {
-                return found;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return None;
-            }
-        }
-    }
-
-    /// Wait up to `timeout` until `pred` holds for the whole record.
-    pub(crate) async fn wait_until(
-        &self,
-        timeout: Duration,
-        pred: impl Fn(&[Rec]) -> bool,
-    ) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let holds = {
-                let recs = self.recs.lock();
-                pred(&recs)
-            };
-            if holds {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return false;
-            }
-        }
-    }
-
-    /// Connection ids opened, with when.
-    pub(crate) fn connected(&self) -> Vec<(Instant, u64)> {
-        self.recs
-            .lock()
-            .iter()
-            .filter_map(|r| match r.kind {
-                Kind::Connected { id } => Some((r.at, id)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Connection ids closed, with when and why.
-    pub(crate) fn discarded(&self) -> Vec<(Instant, u64, CloseReason)> {
-        self.recs
-            .lock()
-            .iter()
-            .filter_map(|r| match r.kind {
-                Kind::Discarded { id, reason } => Some((r.at, id, reason)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Failed connects, with when.
-    pub(crate) fn connect_failures(&self) -> Vec<(Instant, String, ErrorClass)> {
-        self.recs
-            .lock()
-            .iter()
-            .filter_map(|r| match &r.kind {
-                Kind::ConnectFailed { error, class } => Some((r.at, error.clone(), *class)),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-impl Observer for Events {
-    fn on_event(&self, event: &Event<'_>) {
-        let kind = match event {
-            Event::Connected { connection_id, .. } => Kind::Connected { id: *connection_id },
-            Event::ConnectFailed { error, class, .. } => Kind::ConnectFailed {
-                error: error.to_string(),
-                class: *class,
-            },
-            Event::CheckedOut {
-                checkout_id,
-                connection_id,
-                ..
-            } => {
-                if !self.checkouts {
-                    return;
-                }
-                Kind::CheckedOut {
-                    checkout_id: *checkout_id,
-                    id: *connection_id,
-                }
-            }
-            Event::CheckedIn {
-                checkout_id,
-                connection_id,
-                ..
-            } => {
-                if !self.checkouts {
-                    return;
-                }
-                Kind::CheckedIn {
-                    checkout_id: *checkout_id,
-                    id: *connection_id,
-                }
-            }
-            Event::Discarded {
-                connection_id,
-                reason,
-            } => Kind::Discarded {
-                id: *connection_id,
-                reason: *reason,
-            },
-            Event::Leak { checkout } => Kind::Leak((*checkout).clone()),
-            Event::NearServerTimeout { checkout } => Kind::NearServerTimeout((*checkout).clone()),
-            Event::LeakResolved { checkout } => Kind::LeakResolved((*checkout).clone()),
-            Event::Invalidated { generation, cause } => Kind::Invalidated {
-                generation: *generation,
-                cause: *cause,
-            },
-            other => Kind::Other(format!("{other:?}")),
-        };
-        self.recs.lock().push(Rec {
-            at: Instant::now(),
-            kind,
-        });
-        self.notify.notify_waiters();
     }
 }
 
