@@ -8,7 +8,7 @@ mod common;
 use std::error::Error as _;
 use std::time::{Duration, Instant};
 
-use common::{describe_failures, error_chain, Events, Kind, Load, Paused};
+use common::{describe_failures, error_chain, Events, Kind, Load, Paused, Select42};
 use poolwarden::{CloseReason, ErrorClass, PoolError, StartError};
 use poolwarden_mysql::mysql_async::prelude::Queryable;
 use poolwarden_mysql::mysql_async::{self, Conn, Opts};
@@ -118,7 +118,7 @@ async fn f9_refused_connections_make_checkouts_wait_then_the_pool_grows_back() {
     assert_eq!(baseline.open, 1);
 
     // 1. Load through one connection.
-    let ops = Load::start(&pool, 16, 25, Duration::from_secs(60))
+    let ops = Load::start(&pool, Select42, 16, 25, Duration::from_secs(60))
         .join()
         .await;
     let origin = ops.first().map(|op| op.start).unwrap_or_else(Instant::now);
@@ -168,7 +168,7 @@ async fn f9_refused_connections_make_checkouts_wait_then_the_pool_grows_back() {
     drop(hold);
 
     // 3. The other clients leave; the pool grows back under load.
-    let load = Load::start(&pool, 16, 1_000_000, Duration::from_secs(60));
+    let load = Load::start(&pool, Select42, 16, 1_000_000, Duration::from_secs(60));
     assert!(load.progress.wait_ok(200, Duration::from_secs(30)).await);
     let open_before = pool.status().open;
     for c in fillers.drain(..) {

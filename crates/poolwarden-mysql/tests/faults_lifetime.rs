@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use common::{describe_failures, Events, Kind, Load};
+use common::{describe_failures, Events, Kind, Load, Select42};
 use poolwarden::CloseReason;
 
 const LIFETIME: Duration = Duration::from_secs(3);
@@ -55,7 +55,7 @@ async fn f12_lifetime_jitter_spreads_retirement_and_never_retires_under_a_borrow
     drop(guards);
 
     // A light load throughout the retirement wave.
-    let load = Load::start(&pool, 2, 1_000_000, Duration::from_secs(30));
+    let load = Load::start(&pool, Select42, 2, 1_000_000, Duration::from_secs(30));
 
     // Every other original connection retires for its lifetime.
     let all_retired = events

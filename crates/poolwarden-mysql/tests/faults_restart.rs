@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::{describe_failures, ms, Events, Kind, Load, Op, Outcome};
+use common::{describe_failures, ms, Events, Kind, Load, Op, Outcome, Select42};
 use poolwarden::{InvalidationCause, PoolError, WhenUnavailable};
 
 const TASKS: usize = 32;
@@ -33,7 +33,7 @@ async fn restart_under_load(policy: WhenUnavailable) -> Restart {
         .build()
         .unwrap();
 
-    let load = Load::start(&pool, TASKS, 1_000_000, Duration::from_secs(90));
+    let load = Load::start(&pool, Select42, TASKS, 1_000_000, Duration::from_secs(90));
     assert!(
         load.progress.wait_ok(1000, Duration::from_secs(30)).await,
         "the load never got going: {:?}",

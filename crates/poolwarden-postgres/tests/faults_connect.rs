@@ -7,7 +7,7 @@ mod common;
 use std::error::Error as _;
 use std::time::{Duration, Instant};
 
-use common::{describe_failures, error_chain, Events, Kind, Load, Paused};
+use common::{describe_failures, error_chain, Events, Kind, Load, Paused, Select42};
 use poolwarden::{CloseReason, ErrorClass, PoolError, StartError};
 use poolwarden_postgres::{tokio_postgres, Error, PgManager};
 use poolwarden_testkit::Postgres;
@@ -102,7 +102,7 @@ async fn f9_one_slot_left_serves_everything_then_the_pool_grows_back() {
     assert_eq!(baseline.open, 1);
 
     // 1.
-    let ops = Load::start(&pool, 16, 50, Duration::from_secs(60))
+    let ops = Load::start(&pool, Select42, 16, 50, Duration::from_secs(60))
         .join()
         .await;
     let origin = ops.first().map(|op| op.start).unwrap_or_else(Instant::now);
@@ -140,7 +140,7 @@ async fn f9_one_slot_left_serves_everything_then_the_pool_grows_back() {
     drop(hold);
 
     // 3.
-    let load = Load::start(&pool, 16, 1_000_000, Duration::from_secs(60));
+    let load = Load::start(&pool, Select42, 16, 1_000_000, Duration::from_secs(60));
     assert!(load.progress.wait_ok(200, Duration::from_secs(30)).await);
     drop(fillers);
     let freed_at = Instant::now();

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{describe_failures, Events, Load};
+use common::{describe_failures, Events, Load, Select42};
 use poolwarden::WhenUnavailable;
 
 const TASKS: usize = 32;
@@ -22,7 +22,7 @@ async fn restart_under_load(policy: WhenUnavailable) {
         .build()
         .unwrap();
 
-    let load = Load::start(&pool, TASKS, 1_000_000, Duration::from_secs(90));
+    let load = Load::start(&pool, Select42, TASKS, 1_000_000, Duration::from_secs(90));
     assert!(
         load.progress.wait_ok(1000, Duration::from_secs(30)).await,
         "the load never got going: {:?}",

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{describe_failures, error_chain, Events, Load};
+use common::{describe_failures, error_chain, Events, Load, Select42};
 use poolwarden::Transactional;
 use poolwarden_postgres::PgManager;
 
@@ -63,7 +63,7 @@ async fn f12_lifetime_retires_without_errors() {
         .maintenance_interval(Duration::from_millis(50))
         .build()
         .unwrap();
-    let load = Load::start(&pool, 8, 1_000_000, Duration::from_secs(60));
+    let load = Load::start(&pool, Select42, 8, 1_000_000, Duration::from_secs(60));
     let retired = common::poll_until(Duration::from_secs(30), || {
         pool.status().closed.lifetime >= 4
     })

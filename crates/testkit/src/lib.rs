@@ -1,4 +1,6 @@
-//! Private, disposable database servers for poolwarden's tests.
+//! Private, disposable database servers for poolwarden's tests, and the
+//! fault suites' shared tools: [`pool_events`] (an `Observer` that records
+//! a pool's events) and [`load`] (a bounded load generator).
 //!
 //! Tests of the pool stop, restart, kill and freeze servers and change their
 //! global settings. They must never do that to the machine's shared servers,
@@ -41,6 +43,7 @@ mod cleanup;
 mod command;
 mod error;
 mod galera;
+pub mod load;
 mod mariadb;
 mod net;
 mod pg_ipc;

@@ -8,19 +8,19 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use poolwarden::{Builder, Observer, Pool, PoolError, PooledConnection};
+use poolwarden::{Builder, Observer, Pool, PooledConnection};
 use poolwarden_mysql::mysql_async::prelude::Queryable;
 use poolwarden_mysql::MySqlManager;
 #[allow(unused_imports)] // each test file uses its own subset
+pub(crate) use poolwarden_testkit::load::{
+    describe_failures, error_chain, ms, Load, Op, Operation, Outcome, Progress,
+};
+#[allow(unused_imports)]
 pub(crate) use poolwarden_testkit::pool_events::{poll_until, Events, Kind, Rec};
 use poolwarden_testkit::MariaDb;
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 pub(crate) type MyPool = Pool<MySqlManager>;
 pub(crate) type Guard = PooledConnection<MySqlManager>;
@@ -147,215 +147,15 @@ impl Drop for Paused<'_> {
 // ---------------------------------------------------------------------------
 // Load
 
-/// What one checkout-and-query of the load did.
-#[derive(Debug, Clone)]
-pub(crate) enum Outcome {
-    Ok,
-    /// `get()` failed.
-    Get(PoolError),
-    /// The query on a handed-out connection failed or returned a wrong row.
-    Query(String),
-}
+/// The load's operation: `SELECT 42`, checked.
+pub(crate) struct Select42;
 
-/// One operation of the load: `get()`, `SELECT 42`, drop.
-#[derive(Debug, Clone)]
-pub(crate) struct Op {
-    pub(crate) task: usize,
-    /// Before `get()` was called.
-    pub(crate) start: Instant,
-    /// When `get()` returned a connection.
-    pub(crate) handed_out: Option<Instant>,
-    pub(crate) end: Instant,
-    /// The pool's id of the connection used.
-    pub(crate) conn: Option<u64>,
-    pub(crate) outcome: Outcome,
-}
-
-impl Op {
-    pub(crate) fn is_ok(&self) -> bool {
-        matches!(self.outcome, Outcome::Ok)
-    }
-}
-
-/// Counts of the load so far, and a signal on every change.
-#[derive(Default)]
-pub(crate) struct Progress {
-    pub(crate) ok: AtomicU64,
-    pub(crate) err: AtomicU64,
-    notify: Notify,
-}
-
-impl Progress {
-    /// Wait until at least `n` operations succeeded in all.
-    pub(crate) async fn wait_ok(&self, n: u64, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.ok.load(SeqCst) >= n {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return false;
-            }
+impl Operation<MySqlManager> for Select42 {
+    async fn run(&self, c: &mut Guard) -> Result<(), String> {
+        match select_42(c).await {
+            Ok(Some(42)) => Ok(()),
+            Ok(other) => Err(format!("wrong result: {other:?}")),
+            Err(e) => Err(e.to_string()),
         }
-    }
-}
-
-/// A running load: `tasks` tasks each doing at most `ops_per_task`
-/// operations, for at most `max_time`, or until stopped.
-pub(crate) struct Load {
-    stop: Arc<AtomicBool>,
-    pub(crate) progress: Arc<Progress>,
-    handles: Vec<JoinHandle<Vec<Op>>>,
-}
-
-/// Pause after a failed operation, as a client would (not synchronisation:
-/// it only keeps 32 failing tasks from spinning on 2 cores).
-const ERROR_PACING: Duration = Duration::from_millis(10);
-
-impl Load {
-    pub(crate) fn start(
-        pool: &MyPool,
-        tasks: usize,
-        ops_per_task: usize,
-        max_time: Duration,
-    ) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let progress = Arc::new(Progress::default());
-        let deadline = Instant::now() + max_time;
-        let handles = (0..tasks)
-            .map(|task| {
-                let pool = pool.clone();
-                let stop = Arc::clone(&stop);
-                let progress = Arc::clone(&progress);
-                tokio::spawn(async move {
-                    let mut ops = Vec::new();
-                    for _ in 0..ops_per_task {
-                        if stop.load(SeqCst) || Instant::now() >= deadline {
-                            break;
-                        }
-                        let op = one_op(&pool, task).await;
-                        let ok = op.is_ok();
-                        ops.push(op);
-                        if ok {
-                            progress.ok.fetch_add(1, SeqCst);
-                        } else {
-                            progress.err.fetch_add(1, SeqCst);
-                        }
-                        progress.notify.notify_waiters();
-                        if !ok {
-                            tokio::time::sleep(ERROR_PACING).await;
-                        }
-                    }
-                    ops
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            progress,
-            handles,
-        }
-    }
-
-    /// Stop and collect every operation.
-    pub(crate) async fn finish(self) -> Vec<Op> {
-        self.stop.store(true, SeqCst);
-        let mut all = Vec::new();
-        for h in self.handles {
-            all.extend(h.await.expect("load task panicked"));
-        }
-        all.sort_by_key(|op| op.start);
-        all
-    }
-
-    /// Wait until every task has done its operations (or hit the time limit).
-    pub(crate) async fn join(self) -> Vec<Op> {
-        let mut all = Vec::new();
-        for h in self.handles {
-            all.extend(h.await.expect("load task panicked"));
-        }
-        all.sort_by_key(|op| op.start);
-        all
-    }
-}
-
-async fn one_op(pool: &MyPool, task: usize) -> Op {
-    let start = Instant::now();
-    match pool.get().await {
-        Err(e) => Op {
-            task,
-            start,
-            handed_out: None,
-            end: Instant::now(),
-            conn: None,
-            outcome: Outcome::Get(e),
-        },
-        Ok(mut c) => {
-            let handed_out = Instant::now();
-            let conn = c.connection_id();
-            let outcome = match select_42(&mut c).await {
-                Ok(Some(42)) => Outcome::Ok,
-                Ok(other) => Outcome::Query(format!("wrong result: {other:?}")),
-                Err(e) => Outcome::Query(e.to_string()),
-            };
-            drop(c);
-            Op {
-                task,
-                start,
-                handed_out: Some(handed_out),
-                end: Instant::now(),
-                conn: Some(conn),
-                outcome,
-            }
-        }
-    }
-}
-
-/// A short description of failed operations, for assertion messages.
-pub(crate) fn describe_failures(ops: &[Op], origin: Instant, limit: usize) -> String {
-    let failed: Vec<_> = ops.iter().filter(|op| !op.is_ok()).collect();
-    let mut out = format!("{} failed operations", failed.len());
-    for op in failed.iter().take(limit) {
-        let what = match &op.outcome {
-            Outcome::Ok => unreachable!(),
-            Outcome::Get(e) => format!("get: {}", error_chain(e)),
-            Outcome::Query(e) => format!("query on connection {:?}: {e}", op.conn),
-        };
-        out.push_str(&format!(
-            "\n  task {} start {:+} ms, handed out {}, end {:+} ms: {what}",
-            op.task,
-            ms(origin, op.start),
-            op.handed_out
-                .map_or("-".to_owned(), |h| format!("{:+} ms", ms(origin, h))),
-            ms(origin, op.end),
-        ));
-    }
-    out
-}
-
-/// A pool error with its sources (a timeout's last connect error included).
-pub(crate) fn error_chain(e: &PoolError) -> String {
-    let mut out = e.to_string();
-    let mut source = match e.as_timeout() {
-        Some(t) => std::error::Error::source(t),
-        None => std::error::Error::source(e),
-    };
-    while let Some(s) = source {
-        out.push_str(" <- ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-/// Milliseconds from `origin` to `t` (negative when earlier), for reports.
-pub(crate) fn ms(origin: Instant, t: Instant) -> i128 {
-    if t >= origin {
-        t.duration_since(origin).as_millis() as i128
-    } else {
-        -(origin.duration_since(t).as_millis() as i128)
     }
 }
