@@ -94,7 +94,8 @@ pub struct NodeStatus {
     pub generation: u64,
     /// The last reading, if any.
     pub reading: Option<Reading>,
-    /// The last connect or check error, if the last attempt failed.
+    /// The last connect or check error, if the last attempt failed, with
+    /// any password in it masked (`poolwarden::redact::text`).
     pub last_error: Option<String>,
 }
 
@@ -195,8 +196,9 @@ impl Nodes {
         let h = &mut t.health[i];
         h.good_since = None;
         h.up_since = None;
-        if error.is_some() {
-            h.last_error = error;
+        if let Some(error) = error {
+            // Kept redacted: it is logged and shown on `/debug/pool`.
+            h.last_error = Some(poolwarden::redact::text(&error));
         }
         let was = h.state;
         h.state = NodeState::Down(reason);
