@@ -1,6 +1,7 @@
 //! Shared helpers for the fault suite (`tests/faults_*.rs`): private MariaDB
-//! servers, pools, an observer that records the pool's events with their
-//! time, and a bounded load generator.
+//! servers, pools, and the load's operation. The observer that records the
+//! pool's events and the bounded load generator come from the testkit
+//! (`pool_events`, `load`), shared with the PostgreSQL suite.
 //!
 //! Everything talks to the pooled connection through mysql_async's
 //! `Queryable` API on the pool guard only, never naming the connection type,

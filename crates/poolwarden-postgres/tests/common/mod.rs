@@ -1,7 +1,8 @@
 //! Shared helpers for the Postgres fault suite (`tests/faults_*.rs`):
-//! private PostgreSQL servers, pools, an observer that records the pool's
-//! events with their time, and a bounded load generator. (Adapted from
-//! poolwarden-mysql's `tests/common`.)
+//! private PostgreSQL servers, pools, and the load's operation. The
+//! observer that records the pool's events and the bounded load generator
+//! come from the testkit (`pool_events`, `load`), shared with the MySQL
+//! suite.
 
 #![allow(dead_code)] // each test file uses its own subset
 
