@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{self, Tick};
+use crate::connect::Queued;
 use crate::error::{PoolError, TimeoutError};
 use crate::guard::PooledConnection;
 use crate::health::{self, AtCheckout};
@@ -49,47 +50,44 @@ impl<M: Manager> Shared<M> {
         location: &'static Location<'static>,
         now: Tick,
     ) -> Claim<M> {
-        let generation = self.generation.load(Relaxed);
-        let slot = live.slot.lock();
-        if slot.meta.generation < self.fork_generation.load(Relaxed) {
-            // Inherited from the parent process: do not even probe it (F8).
-            drop(slot);
-            return Claim::Retire(live, CloseReason::Forked);
-        }
-        let decision = health::at_checkout(&slot.meta, now, generation, &self.cfg);
-        drop(slot);
-        if let AtCheckout::Retire(reason) = decision {
-            return Claim::Retire(live, reason);
-        }
         // The cheap probe catches a socket the server closed while idle and
         // a connection left mid-protocol, before any ping could be fooled by
-        // a stale reply (F1, F5).
-        match self.probe(&mut live.conn, false, &live.slot) {
-            Probe::Clean => {}
-            Probe::Closed => return Claim::Retire(live, CloseReason::Closed),
-            Probe::Corrupt | Probe::NeedsReset => return Claim::Retire(live, CloseReason::Corrupt),
+        // a stale reply (F1, F5). It runs before the slot lock (a manager
+        // call never runs under a pool lock); a connection it condemns is
+        // retired whatever the rules below say.
+        let forked = self.fork_generation.load(Relaxed);
+        if forked > 0 && live.slot.lock().meta.generation < forked {
+            // Inherited from the parent process: do not even probe it (F8).
+            return Claim::Retire(live, CloseReason::Forked);
         }
-        match decision {
-            AtCheckout::Use => Claim::Ready(self.register(live, location, now)),
-            _ => Claim::Validate(live),
-        }
-    }
-
-    /// Register the checkout in the connection's slot and wrap it in a
-    /// guard: from here on it is a checkout.
-    fn register(
-        self: &Arc<Self>,
-        live: Live<M::Connection>,
-        location: &'static Location<'static>,
-        now: Tick,
-    ) -> PooledConnection<M> {
-        let id = {
-            let mut slot = live.slot.lock();
-            // Known good now: the bypass window restarts (F1).
-            slot.meta.last_ok = now;
-            slot.register(live.index(), location, now)
+        let probe = self.probe(&mut live.conn, false, &live.slot);
+        let generation = self.generation.load(Relaxed);
+        let mut slot = live.slot.lock();
+        let decision = health::at_checkout(&slot.meta, now, generation, &self.cfg);
+        let retire = match (decision, probe) {
+            (AtCheckout::Retire(reason), _) => Some(reason),
+            (_, Probe::Clean) => None,
+            (_, Probe::Closed) => Some(CloseReason::Closed),
+            (_, Probe::Corrupt | Probe::NeedsReset) => Some(CloseReason::Corrupt),
         };
-        PooledConnection::new(self, live, id, now)
+        match (retire, decision) {
+            (Some(reason), _) => {
+                drop(slot);
+                Claim::Retire(live, reason)
+            }
+            (None, AtCheckout::Use) => {
+                // Registered under the same lock: from here on it is a
+                // checkout. Known good now: the bypass window restarts (F1).
+                slot.meta.last_ok = now;
+                let id = slot.register(live.index(), location, now);
+                drop(slot);
+                Claim::Ready(PooledConnection::new(self, live, id, now))
+            }
+            (None, _) => {
+                drop(slot);
+                Claim::Validate(live)
+            }
+        }
     }
 
     /// Hand a registered connection to the borrower: the manager learns the
@@ -218,13 +216,24 @@ impl<M: Manager> Shared<M> {
             // syscall, so only here and in maintenance, F8).
             self.check_fork();
         }
+        let mut queued = Queued::new(self);
+        // `start` was read just now: the first wait needs no clock read of
+        // its own to know its deadline has not passed.
+        let mut fresh = true;
         let result = loop {
             match pending.take() {
                 Some(Claim::Ready(guard)) => break Ok(self.hand_out(guard, until)),
                 Some(Claim::Retire(live, reason)) => self.close_conn(live, reason, false),
                 Some(Claim::Validate(live)) => {
+                    fresh = false; // the ping takes time
                     let held = Held::new(self, live, CloseReason::ValidationFailed);
-                    let live = match self.validate(held, deadline).await {
+                    // Boxed: a ping is rare (at most once per
+                    // `validation_bypass` per connection) and costs a round
+                    // trip anyway, while inline it would make every
+                    // checkout future as large as the manager's ping
+                    // future, and a waiting checkout's future is touched
+                    // on every wake-up.
+                    let live = match Box::pin(self.validate(held, deadline)).await {
                         Ok(Some(live)) => live,
                         Ok(None) => continue, // closed; wait for another
                         Err(e) => break Err(e),
@@ -234,20 +243,34 @@ impl<M: Manager> Shared<M> {
                         self.close_conn(live, CloseReason::PoolClosed, false);
                         break Err(PoolError::Closed);
                     }
-                    let guard = self.register(live, location, clock::now());
+                    // Just pinged: registered as a checkout, its bypass
+                    // window restarted (F1).
+                    let now = clock::now();
+                    let id = {
+                        let mut slot = live.slot.lock();
+                        slot.meta.last_ok = now;
+                        slot.register(live.index(), location, now)
+                    };
+                    let guard = PooledConnection::new(self, live, id, now);
                     break Ok(self.hand_out(guard, until));
                 }
                 None => {}
             }
-            let permit = match self.wait_for_idle(deadline).await {
-                Ok(Some(permit)) => permit,
-                Ok(None) => break Err(self.timeout_error(start.elapsed())),
+            let now = if std::mem::take(&mut fresh) {
+                start
+            } else {
+                tokio::time::Instant::now()
+            };
+            if now >= deadline {
+                queued.leave();
+                break Err(self.timeout_error(start.elapsed()));
+            }
+            match self.wait_for_idle(&mut queued, deadline).await {
+                Ok(Some(live)) => pending = Some(self.claim(live, location, clock::now())),
+                // The deadline passed: the check above says so.
+                Ok(None) => {}
                 Err(e) => break Err(e),
-            };
-            pending = match self.inv.take(permit) {
-                Some((live, _)) => Some(self.claim(live, location, clock::now())),
-                None => break Err(PoolError::Closed),
-            };
+            }
         };
         #[cfg(feature = "metrics")]
         if result.is_ok() {

@@ -7,24 +7,45 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::SemaphorePermit;
+use std::task::Poll;
 
 use crate::call::{panic_message, CatchUnwind};
 use crate::clock::{self, Tick};
 use crate::config::WhenUnavailable;
 use crate::error::{PoolError, SharedError};
 use crate::health::{self, Meta};
-use crate::inventory::State;
+use crate::inventory::{Live, State, Ticket, Waited};
 use crate::manager::{ErrorClass, Manager};
 use crate::observe::{Event, ManagerCall};
 use crate::shared::Shared;
 
-/// Counts a checkout as waiting while it lives.
-struct Waiting<'a, M: Manager>(&'a Shared<M>);
+/// A checkout's place in the waiter queue (`waiters.rs`). Leaving it, on
+/// every path (cancellation included), hands on a connection that was
+/// granted to the checkout but not yet taken.
+pub(crate) struct Queued<'a, M: Manager> {
+    shared: &'a Shared<M>,
+    ticket: Ticket,
+}
 
-impl<M: Manager> Drop for Waiting<'_, M> {
+impl<'a, M: Manager> Queued<'a, M> {
+    pub(crate) fn new(shared: &'a Shared<M>) -> Self {
+        Queued {
+            shared,
+            ticket: Ticket::default(),
+        }
+    }
+
+    /// Give up the place (idempotent).
+    pub(crate) fn leave(&mut self) {
+        if let Some(live) = self.shared.inv.leave(&mut self.ticket) {
+            self.shared.put_idle(live, false);
+        }
+    }
+}
+
+impl<M: Manager> Drop for Queued<'_, M> {
     fn drop(&mut self) {
-        self.0.inv.summary.waiting.fetch_sub(1, Relaxed);
+        self.leave();
     }
 }
 
@@ -89,7 +110,7 @@ impl<M: Manager> Drop for Reservation<M> {
     fn drop(&mut self) {
         if self.armed {
             self.shared.inv.abandon_connect();
-            self.shared.wake.notify_waiters();
+            self.shared.wake_all();
         }
     }
 }
@@ -104,76 +125,98 @@ pub(crate) fn backoff(min: Duration, max: Duration, failures: u32, random: f64) 
 }
 
 impl<M: Manager> Shared<M> {
-    /// Wait for a permit (an idle connection), starting connects as needed.
-    ///
-    /// The semaphore's `acquire` future is created once and kept across
-    /// wake-ups, so the checkout keeps its place in the FIFO queue (F7).
+    /// Wait for a connection (idle, or handed over by a return), starting
+    /// connects as needed. The checkout keeps its place in the FIFO queue
+    /// across wake-ups (F7) through `queued`.
     ///
     /// `Ok(None)` when `deadline` passed: the waiter has no timer of its
     /// own; the pool's sweeper wakes it (`deadlines.rs`).
     pub(crate) async fn wait_for_idle(
         self: &Arc<Self>,
+        queued: &mut Queued<'_, M>,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<SemaphorePermit<'_>>, PoolError> {
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
+    ) -> Result<Option<Live<M::Connection>>, PoolError> {
+        // The caller checked that `deadline` has not passed.
         self.ensure_sweeper();
-        let acquire = self.inv.acquire();
-        tokio::pin!(acquire);
-        let notified = self.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        // After the registration above, so a sweep cannot miss us.
-        self.deadlines.publish(deadline);
-        // Count this checkout as waiting, without the pool lock. Plan
-        // connects only if the pool is not settled (full and healthy).
-        self.inv.summary.waiting.fetch_add(1, Relaxed);
-        let _waiting = Waiting(&**self);
         // Fail fast only with the error of an attempt that starts after now.
         let since = Since {
             attempts: self.inv.summary.attempts.load(Relaxed),
             unresponsive: self.inv.summary.unresponsive_events.load(Relaxed),
         };
-        let mut plan = if self.inv.summary.settled.load(Relaxed) {
-            Plan::default()
-        } else {
-            self.plan_locked(&mut self.inv.lock(), Some(since))
-        };
         // While the server is black-holed, how long this checkout waits for a
         // round trip of its own before it fails with Unresponsive.
         let mut probe_until: Option<tokio::time::Instant> = None;
+        let mut replan = false;
+        let mut wake_at = deadline;
         loop {
-            let black_hole = plan.black_hole.take();
-            let retry_at = self.carry_out(plan)?;
-            if let Some(source) = black_hole {
-                let until = *probe_until.get_or_insert_with(|| {
-                    crate::clock::deadline_after(
-                        tokio::time::Instant::now(),
-                        self.cfg.validation_timeout,
-                    )
-                    .min(deadline)
-                });
-                if tokio::time::Instant::now() >= until {
-                    return Err(PoolError::Unresponsive { source });
+            let mut first = true;
+            let waited = std::future::poll_fn(|cx| loop {
+                let polled = self.inv.poll_wait(
+                    &mut queued.ticket,
+                    wake_at,
+                    |at| self.deadlines.publish(at),
+                    cx,
+                );
+                if polled.is_ready() || !std::mem::take(&mut first) {
+                    return polled.map(Ok);
                 }
-                self.deadlines.publish(until);
+                // Queued (and registered for wake-ups) now, so an event
+                // from here on wakes it. Plan connects unless the pool is
+                // settled (full and healthy): the steady state costs no
+                // lock beyond the queue's.
+                if !std::mem::take(&mut replan) && self.inv.summary.settled.load(Relaxed) {
+                    return Poll::Pending;
+                }
+                match self.plan_wait(since, deadline, &mut probe_until) {
+                    // Poll again: it registers the new `wake_at` and sees
+                    // what happened meanwhile.
+                    Ok(at) => wake_at = at,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            })
+            .await?;
+            match waited {
+                Waited::Got(live) => return Ok(Some(live)),
+                Waited::Closed => return Err(PoolError::Closed),
+                Waited::Woken => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    self.ensure_sweeper();
+                    replan = true;
+                }
             }
-            tokio::select! {
-                biased;
-                permit = &mut acquire => return permit.map(Some).ok_or(PoolError::Closed),
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(retry_at.map_or_else(tokio::time::Instant::now, Tick::to_tokio)), if retry_at.is_some() => {}
-            }
-            notified.set(self.wake.notified());
-            notified.as_mut().enable();
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            self.ensure_sweeper();
-            self.deadlines.publish(deadline);
-            plan = self.plan_locked(&mut self.inv.lock(), Some(since));
         }
+    }
+
+    /// A waiting checkout's planning: start the connects it needs; returns
+    /// when the sweeper must wake it (its deadline, the end of a backoff,
+    /// the end of its black-hole probe), or the error to fail with now.
+    fn plan_wait(
+        self: &Arc<Self>,
+        since: Since,
+        deadline: tokio::time::Instant,
+        probe_until: &mut Option<tokio::time::Instant>,
+    ) -> Result<tokio::time::Instant, PoolError> {
+        let mut plan = self.plan_locked(&mut self.inv.lock(), Some(since));
+        let black_hole = plan.black_hole.take();
+        let mut wake_at = deadline;
+        if let Some(retry_at) = self.carry_out(plan)? {
+            // A backoff holds connects back: the sweeper wakes the waiter
+            // when it ends (no timer of its own).
+            wake_at = wake_at.min(retry_at.to_tokio());
+        }
+        if let Some(source) = black_hole {
+            let now = tokio::time::Instant::now();
+            let until = *probe_until.get_or_insert_with(|| {
+                crate::clock::deadline_after(now, self.cfg.validation_timeout).min(deadline)
+            });
+            if now >= until {
+                return Err(PoolError::Unresponsive { source });
+            }
+            wake_at = wake_at.min(until);
+        }
+        Ok(wake_at)
     }
 
     /// Start the connects that waiting checkouts and `min_idle` need, within
@@ -242,7 +285,7 @@ impl<M: Manager> Shared<M> {
     /// plus the `min_idle` shortfall.
     fn demand(&self, st: &State<M::Connection>) -> u32 {
         let idle = st.idle();
-        let unserved = self.inv.waiting().saturating_sub(idle);
+        let unserved = st.waiting().saturating_sub(idle);
         let min_idle_shortfall = self.cfg.min_idle.saturating_sub(idle);
         unserved.max(min_idle_shortfall)
     }
@@ -421,7 +464,7 @@ impl<M: Manager> Shared<M> {
             took: now.since(started),
         });
         self.put_idle(live, false);
-        self.wake.notify_waiters();
+        self.wake_all();
     }
 
     fn connect_failed(&self, error: SharedError, class: ErrorClass, attempt: u64, now: Tick) {
@@ -449,7 +492,7 @@ impl<M: Manager> Shared<M> {
             class,
             consecutive,
         });
-        self.wake.notify_waiters();
+        self.wake_all();
     }
 
     /// A connection failed (a failed or panicking ping, reset or probe, a
@@ -501,7 +544,7 @@ impl<M: Manager> Shared<M> {
             st.connect.unresponsive_events += 1;
             self.inv.publish(&st);
         }
-        self.wake.notify_waiters();
+        self.wake_all();
     }
 }
 

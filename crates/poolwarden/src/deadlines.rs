@@ -1,22 +1,24 @@
 //! # One timer per pool for every waiting checkout
 //!
-//! A waiting checkout registers no timer of its own. It publishes its
-//! deadline into [`Deadlines::earliest`] (a `fetch_min`, skipped after a
-//! plain load when an earlier deadline is already there, which is the
-//! steady state: with one `checkout_timeout`, older waiters have earlier
-//! deadlines) and waits on the pool's wake-up `Notify` beside its place in
-//! the semaphore queue. One sweeper task per pool sleeps until the earliest
-//! published deadline, then empties it and wakes every waiter; each one
-//! checks its own deadline, fails with a timeout if it has passed, and
-//! otherwise publishes it again.
+//! A waiting checkout registers no timer of its own. Its entry in the
+//! waiter queue (`waiters.rs`) records when it must be woken (`wake_at`:
+//! its deadline, or the end of a backoff or of a black-hole probe), and
+//! when that changes it publishes the instant into
+//! [`Deadlines::earliest`] (a `fetch_min`, skipped after a plain load when
+//! an earlier one is already there, which is the steady state: with one
+//! `checkout_timeout`, older waiters have earlier deadlines). One sweeper
+//! task per pool sleeps until the earliest published instant, empties it,
+//! wakes the waiters whose `wake_at` has passed (each checks its own
+//! deadline and fails with a timeout, or re-plans), and publishes the
+//! earliest `wake_at` of the others.
 //!
-//! A published deadline whose waiter was served meanwhile costs at most one
-//! spurious wake-up of the waiters, once per sweep (about once per
-//! `checkout_timeout` under steady load), never a missed deadline:
-//! - a waiter registers on the `Notify` *before* it publishes, so a sweep
-//!   that empties `earliest` after the publication wakes it;
-//! - a publication after the sweep lands in the emptied `earliest`, and a
-//!   deadline earlier than the one the sweeper sleeps on re-arms it.
+//! Never a missed wake-up:
+//! - a waiter publishes under the pool lock, after recording `wake_at` in
+//!   its entry; the sweeper empties `earliest` *before* it scans the queue
+//!   under that lock, so a publication it erased is seen by its scan and
+//!   published again;
+//! - a publication after the scan lands in the emptied `earliest`, and one
+//!   earlier than the instant the sweeper sleeps on re-arms it.
 
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
@@ -86,7 +88,7 @@ impl<M: Manager> Drop for Running<M> {
     fn drop(&mut self) {
         self.deadlines.running.store(false, Relaxed);
         if let Some(shared) = self.pool.upgrade() {
-            shared.wake.notify_waiters();
+            shared.wake_all();
         }
     }
 }
@@ -130,7 +132,9 @@ async fn sweep<M: Manager>(pool: Weak<Shared<M>>, running: Running<M>) {
             () = tokio::time::sleep_until(at) => {
                 d.earliest.swap(NONE, AcqRel);
                 let Some(shared) = pool.upgrade() else { return };
-                shared.wake.notify_waiters();
+                if let Some(next) = shared.inv.sweep(tokio::time::Instant::now()) {
+                    d.publish(next);
+                }
             }
             () = &mut rearm => {}
         }

@@ -135,7 +135,7 @@ impl<M: Manager> PooledConnection<M> {
         let live = this.live.take().expect("a live guard holds its connection");
         live.slot.lock().unregister();
         this.shared.inv.forget(&live.slot, false);
-        this.shared.wake.notify_waiters();
+        this.shared.wake_all();
         live.conn
     }
 

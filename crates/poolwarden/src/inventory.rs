@@ -6,7 +6,8 @@
 //! | where | counted in | moved in by | moved out by |
 //! |---|---|---|---|
 //! | being opened | `connecting` | [`State::reserve_connect`] | [`Inventory::opened`], [`Inventory::abandon_connect`] |
-//! | idle | `idle` + one permit | [`Inventory::put_idle`] | [`Inventory::try_take`], [`Inventory::take`], [`Inventory::take_idle_where`], [`Inventory::close`] |
+//! | idle | `idle` | [`Inventory::put_idle`] | [`Inventory::try_take`], [`Inventory::poll_wait`], [`Inventory::take_idle_where`], [`Inventory::close`] |
+//! | granted to a waiting checkout, not yet taken | `open` (in use) | [`Inventory::put_idle`] | [`Inventory::poll_wait`], [`Inventory::leave`] |
 //! | with a borrower | `open` (in use) | (a [`Live`] handed out) | (its return) |
 //! | worked on off any borrower's path (a checkout's ping, a reset, a keepalive) | `background` | [`Inventory::enter_background`] | [`Inventory::leave_background`] |
 //! | gone | - | [`Inventory::forget`] (frees its slot) | - |
@@ -20,21 +21,23 @@
 //! - Every open connection owns exactly one slot; a slot is on the free
 //!   list exactly when no connection owns it ([`Inventory::opened`],
 //!   [`Inventory::forget`]).
-//! - The semaphore's permits equal the idle connections not yet claimed:
-//!   [`Inventory::put_idle`] pushes, then adds one permit; every take spends
-//!   (forgets) one permit and then pops. So a permit holder always finds a
-//!   connection, except after [`Inventory::close`] drained the idle set.
+//! - A connection is idle only while no checkout waits: [`Inventory::put_idle`]
+//!   gives a connection to the oldest waiter before it would push it idle,
+//!   and a checkout queues only after it found the idle set empty, both
+//!   under the state lock (`waiters.rs`). So a waiting checkout never waits
+//!   beside an idle connection, and none can barge ahead of it (F7).
 //! - `idle + background <= open`; `in_use = open - idle - background`
 //!   counts exactly the connections with a borrower.
 //!
 //! Lock order: the state lock before a slot lock, never the reverse.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use std::task::{Context, Poll};
+
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
 
 use crate::clock::Tick;
 use crate::config::IdleOrder;
@@ -42,6 +45,7 @@ use crate::error::SharedError;
 use crate::health::Meta;
 use crate::slots::SlotCell;
 use crate::status::CloseReason;
+use crate::waiters::{Polled, Waiters};
 
 /// Proof of origin: only this module can make a [`Live`].
 #[derive(Debug)]
@@ -93,8 +97,6 @@ pub(crate) struct ConnectState {
 /// What the state publishes for lock-free reads by checkouts.
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
-    /// Checkouts waiting for a connection.
-    pub(crate) waiting: AtomicU32,
     /// Mirror of `ConnectState::attempts`.
     pub(crate) attempts: AtomicU64,
     /// Mirror of `ConnectState::unresponsive_events`.
@@ -112,6 +114,8 @@ pub(crate) struct Summary {
 /// Everything guarded by the pool's lock.
 pub(crate) struct State<C> {
     idle: VecDeque<Live<C>>,
+    /// Checkouts waiting for a connection (`waiters.rs`).
+    waiters: Waiters<C>,
     open: u32,
     connecting: u32,
     background: u32,
@@ -141,7 +145,12 @@ impl<C> State<C> {
     pub(crate) fn closed(&self) -> bool {
         self.closed
     }
-    /// Connections with a borrower.
+    /// Checkouts waiting for a connection.
+    pub(crate) fn waiting(&self) -> u32 {
+        u32::try_from(self.waiters.len()).unwrap_or(u32::MAX)
+    }
+    /// Connections with a borrower (or granted to a waiting checkout that
+    /// has not taken it yet).
     pub(crate) fn in_use(&self) -> u32 {
         self.open - self.idle() - self.background
     }
@@ -165,13 +174,17 @@ impl<C> State<C> {
     }
 }
 
-/// The locked state, the semaphore and the slots of one pool.
+/// Keeps what it holds on cache lines of its own (128 bytes: two lines,
+/// for CPUs that fetch lines in pairs), so that data written by every
+/// checkout does not slow down the reads of its neighbours.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// The locked state (connections, waiters) and the slots of one pool.
 pub(crate) struct Inventory<C> {
-    state: Mutex<State<C>>,
-    /// One permit per idle connection not yet claimed. Its FIFO queue is
-    /// the waiter queue: a returned connection goes to the oldest waiter,
-    /// and a new checkout cannot barge ahead of it (F7).
-    sem: Semaphore,
+    /// NOTE: padded: the lock word and the state are written by every
+    /// checkout and return; `summary` beside it is read by them.
+    state: Padded<Mutex<State<C>>>,
     pub(crate) summary: Summary,
     max_size: u32,
     order: IdleOrder,
@@ -185,11 +198,32 @@ pub(crate) enum Take<C> {
     Closed,
 }
 
+/// A checkout's place in the waiter queue: `None` until it first waits,
+/// and again once it was granted a connection. Keep it across the waits of
+/// one checkout, and give it back with [`Inventory::leave`] when the
+/// checkout stops waiting (the caller's guard does, on every path).
+#[derive(Debug, Default)]
+pub(crate) struct Ticket {
+    key: Option<u32>,
+    /// It was granted a connection before: if it waits again (the
+    /// connection failed its checks), it goes to the front.
+    served: bool,
+}
+
+/// What a waiting checkout's poll found ([`Inventory::poll_wait`]).
+pub(crate) enum Waited<C> {
+    Got(Live<C>),
+    /// A pool event: look again (deadline, connects, fail fast).
+    Woken,
+    Closed,
+}
+
 impl<C> Inventory<C> {
     pub(crate) fn new(max_size: u32, max_open: u32, order: IdleOrder) -> Self {
         Inventory {
-            state: Mutex::new(State {
+            state: Padded(Mutex::new(State {
                 idle: VecDeque::new(),
+                waiters: Waiters::new(),
                 open: 0,
                 connecting: 0,
                 background: 0,
@@ -199,8 +233,7 @@ impl<C> Inventory<C> {
                 connect: ConnectState::default(),
                 closed: false,
                 max_open,
-            }),
-            sem: Semaphore::new(0),
+            })),
             summary: Summary::default(),
             max_size,
             order,
@@ -209,7 +242,7 @@ impl<C> Inventory<C> {
 
     /// Lock the state (planning, status, decisions that read the counts).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<C>> {
-        self.state.lock()
+        self.state.0.lock()
     }
 
     /// Refresh the published summary after a change of counts or of the
@@ -226,16 +259,11 @@ impl<C> Inventory<C> {
             .store(st.connect.unresponsive_events, Relaxed);
     }
 
-    /// Checkouts waiting for a connection.
-    pub(crate) fn waiting(&self) -> u32 {
-        self.summary.waiting.load(Relaxed)
-    }
-
     /// connecting -> open: a connect finished. Allocates (or reuses) a slot,
     /// fills it with `meta` and the new connection id. Returns the id.
     pub(crate) fn opened(&self, conn: C, meta: Meta) -> (Live<C>, u64) {
         let (cell, id) = {
-            let mut st = self.state.lock();
+            let mut st = self.state.0.lock();
             st.connecting -= 1;
             st.open += 1;
             let id = st.next_connection_id;
@@ -263,53 +291,134 @@ impl<C> Inventory<C> {
 
     /// connecting -> nothing: a connect failed or was abandoned.
     pub(crate) fn abandon_connect(&self) {
-        let mut st = self.state.lock();
+        let mut st = self.state.0.lock();
         st.connecting -= 1;
         self.publish(&st);
     }
 
-    /// owned -> idle: the only place that pushes an idle connection and the
-    /// only place that adds a permit. Refused (the connection is handed
-    /// back with the reason to close it) when the pool is closed or
-    /// `max_size` connections are already idle (overflow, F7).
+    /// owned -> the oldest waiting checkout, or idle: the only place that
+    /// pushes an idle connection. Refused (the connection is handed back
+    /// with the reason to close it) when the pool is closed, or nobody
+    /// waits and `max_size` connections are already idle (overflow, F7).
     pub(crate) fn put_idle(&self, live: Live<C>) -> Result<(), (Live<C>, CloseReason)> {
-        let mut st = self.state.lock();
+        let mut st = self.state.0.lock();
         if st.closed {
             return Err((live, CloseReason::PoolClosed));
         }
+        // Invariant: a connection is idle only while no checkout waits.
+        let live = match st.waiters.grant(live) {
+            Ok(waker) => {
+                drop(st);
+                // NOTE: woken *after* the unlock, so the waiter does not
+                // wake into a held lock.
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                return Ok(());
+            }
+            Err(live) => live,
+        };
         if st.idle() >= self.max_size {
             return Err((live, CloseReason::Overflow));
         }
         st.idle.push_back(live);
-        drop(st);
-        // NOTE: the permit is added *after* the push, so a permit holder
-        // always finds a connection to pop.
-        self.sem.add_permits(1);
         Ok(())
+    }
+
+    fn pop_idle(&self, st: &mut State<C>) -> Option<Live<C>> {
+        match self.order {
+            IdleOrder::Lifo => st.idle.pop_back(),
+            IdleOrder::Fifo => st.idle.pop_front(),
+        }
     }
 
     /// idle -> owned, without waiting.
     pub(crate) fn try_take(&self) -> Take<C> {
-        match self.sem.try_acquire() {
-            Ok(permit) => match self.take(permit) {
-                Some(got) => Take::Got(got.0, got.1),
-                None => Take::Closed,
-            },
-            Err(TryAcquireError::NoPermits) => Take::Empty,
-            Err(TryAcquireError::Closed) => Take::Closed,
+        let mut st = self.state.0.lock();
+        if st.closed {
+            return Take::Closed;
+        }
+        match self.pop_idle(&mut st) {
+            Some(live) => Take::Got(live, st.idle()),
+            None => Take::Empty,
         }
     }
 
-    /// idle -> owned, spending the permit a waiter was granted. `None` when
-    /// `close()` drained the idle set under an already granted permit.
-    pub(crate) fn take(&self, permit: SemaphorePermit<'_>) -> Option<(Live<C>, u32)> {
-        permit.forget();
-        let mut st = self.state.lock();
-        let live = match self.order {
-            IdleOrder::Lifo => st.idle.pop_back(),
-            IdleOrder::Fifo => st.idle.pop_front(),
-        }?;
-        Some((live, st.idle()))
+    /// idle -> owned, waiting in FIFO order: one poll of a waiting
+    /// checkout. The first poll takes an idle connection if one is there,
+    /// else queues the checkout; later polls take the connection the
+    /// return path granted it. `wake_at` is when the pool's sweeper must
+    /// wake it if nothing else does; `publish` is called (under the lock,
+    /// so a sweep cannot miss it) when that changed.
+    pub(crate) fn poll_wait(
+        &self,
+        ticket: &mut Ticket,
+        wake_at: tokio::time::Instant,
+        publish: impl FnOnce(tokio::time::Instant),
+        cx: &mut Context<'_>,
+    ) -> Poll<Waited<C>> {
+        let mut st = self.state.0.lock();
+        let key = match ticket.key {
+            Some(key) => key,
+            None => {
+                if st.closed {
+                    return Poll::Ready(Waited::Closed);
+                }
+                if let Some(live) = self.pop_idle(&mut st) {
+                    return Poll::Ready(Waited::Got(live));
+                }
+                let key = st.waiters.join(ticket.served);
+                ticket.key = Some(key);
+                key
+            }
+        };
+        let (polled, changed) = st.waiters.poll(key, cx.waker(), wake_at);
+        match polled {
+            Polled::Granted(live) => {
+                ticket.key = None;
+                ticket.served = true;
+                Poll::Ready(Waited::Got(live))
+            }
+            // Closing woke every waiter; one polled for another reason
+            // sees it too.
+            Polled::Woken | Polled::Pending if st.closed => Poll::Ready(Waited::Closed),
+            Polled::Woken => Poll::Ready(Waited::Woken),
+            Polled::Pending => {
+                if changed {
+                    publish(wake_at);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// A checkout stops waiting: its place in the queue is given up, and a
+    /// connection granted to it but not taken is returned for the caller
+    /// to hand on ([`put_idle`](Inventory::put_idle)).
+    pub(crate) fn leave(&self, ticket: &mut Ticket) -> Option<Live<C>> {
+        let key = ticket.key.take()?;
+        self.state.0.lock().waiters.leave(key)
+    }
+
+    /// Wake every waiting checkout to look again (a connect finished, a
+    /// connection closed, the server stopped answering, the pool closed).
+    pub(crate) fn wake_waiters(&self) {
+        let wakers = {
+            let mut st = self.state.0.lock();
+            if st.waiters.len() == 0 {
+                return;
+            }
+            st.waiters.wake_all()
+        };
+        wakers.into_iter().for_each(std::task::Waker::wake);
+    }
+
+    /// The sweeper: wake the waiting checkouts whose `wake_at` passed;
+    /// returns the next `wake_at` of the others.
+    pub(crate) fn sweep(&self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        let (wakers, next) = self.state.0.lock().waiters.sweep(now);
+        wakers.into_iter().for_each(std::task::Waker::wake);
+        next
     }
 
     /// idle -> background: the first idle connection `pick` chooses,
@@ -318,43 +427,31 @@ impl<C> Inventory<C> {
         &self,
         mut pick: impl FnMut(&State<C>, &Live<C>) -> Option<T>,
     ) -> Option<(Live<C>, T)> {
-        let permit = self.sem.try_acquire().ok()?;
-        let mut st = self.state.lock();
-        let Some((index, what)) = st
+        let mut st = self.state.0.lock();
+        let (index, what) = st
             .idle
             .iter()
             .enumerate()
-            .find_map(|(i, live)| pick(&st, live).map(|w| (i, w)))
-        else {
-            drop(st);
-            drop(permit); // nothing taken: the permit goes back
-            return None;
-        };
-        permit.forget();
+            .find_map(|(i, live)| pick(&st, live).map(|w| (i, w)))?;
         let live = st.idle.remove(index)?;
         st.background += 1;
         Some((live, what))
     }
 
-    /// Wait for a permit (an idle connection) in FIFO order.
-    pub(crate) async fn acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.sem.acquire().await.ok()
-    }
-
     /// owned -> background.
     pub(crate) fn enter_background(&self) {
-        self.state.lock().background += 1;
+        self.state.0.lock().background += 1;
     }
 
     /// background -> owned.
     pub(crate) fn leave_background(&self) {
-        self.state.lock().background -= 1;
+        self.state.0.lock().background -= 1;
     }
 
     /// owned -> gone: the connection itself is already closed or forgotten
     /// (so at most `max_open` exist at any moment); free its slot.
     pub(crate) fn forget(&self, slot: &SlotCell, background: bool) {
-        let mut st = self.state.lock();
+        let mut st = self.state.0.lock();
         if background {
             st.background -= 1;
         }
@@ -363,32 +460,34 @@ impl<C> Inventory<C> {
         self.publish(&st);
     }
 
-    /// Close: no more permits, no more pushes; the idle connections are
-    /// handed to the caller to close. Returns them (empty on a second call).
+    /// Close: no more takes, no more pushes; waiting checkouts are woken
+    /// (they see `closed`); the idle connections are handed to the caller
+    /// to close. Returns them (empty on a second call).
     pub(crate) fn close(&self) -> Vec<Live<C>> {
-        let mut st = self.state.lock();
+        let mut st = self.state.0.lock();
         st.closed = true;
         self.publish(&st);
         let idle = st.idle.drain(..).collect();
+        let wakers = st.waiters.wake_all();
         drop(st);
-        self.sem.close();
+        wakers.into_iter().for_each(std::task::Waker::wake);
         idle
     }
 
     /// Whether `close()` was called.
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.lock().closed
+        self.state.0.lock().closed
     }
 
     /// Every slot (see [`State::all_slots`]).
     pub(crate) fn all_slots(&self) -> Vec<Arc<SlotCell>> {
-        self.state.lock().all_slots()
+        self.state.0.lock().all_slots()
     }
 
     /// Check the invariants (tests).
     #[cfg(test)]
     pub(crate) fn debug_check(&self) {
-        let st = self.state.lock();
+        let st = self.state.0.lock();
         assert!(
             st.open.saturating_add(st.connecting) <= st.max_open,
             "over max_open"
@@ -399,10 +498,10 @@ impl<C> Inventory<C> {
             "slot accounting"
         );
         assert!(st.idle() + st.background <= st.open);
-        assert_eq!(
-            self.sem.available_permits(),
-            if st.closed { 0 } else { st.idle.len() },
-            "permits == unclaimed idle connections"
+        assert!(
+            st.idle.is_empty() || st.waiters.len() == 0,
+            "a connection is idle only while no checkout waits"
         );
+        st.waiters.debug_check();
     }
 }

@@ -26,6 +26,7 @@ mod slots;
 mod snapshot;
 mod status;
 mod transactional;
+mod waiters;
 
 #[cfg(test)]
 mod tests;

@@ -142,7 +142,7 @@ impl<M: Manager> Shared<M> {
         self.inv.forget(&slot, background);
         self.count_close(id, reason);
         // Waiting checkouts plan its replacement; `close()` re-checks.
-        self.wake.notify_waiters();
+        self.wake_all();
     }
 
     /// Reset a returned connection off the caller's path, bounded by

@@ -16,6 +16,12 @@ use crate::observe::{Event, InvalidationCause, Observer};
 use crate::status::{CloseReason, Counters, PoolStatus};
 
 /// What every handle and guard of one pool shares.
+///
+/// Aligned to 128 bytes (two cache lines) so that, inside its `Arc`, the
+/// reference counts (written by every checkout and return, from every
+/// worker thread) do not share a cache line with the read-mostly fields
+/// every checkout reads (the config, the generations).
+#[repr(align(128))]
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
     pub(crate) cfg: PoolConfig,
@@ -139,6 +145,14 @@ impl<M: Manager> Shared<M> {
         }
     }
 
+    /// Wake everything that waits for a pool event: waiting checkouts
+    /// (they look again: deadline, connects, fail fast), `close()` and
+    /// `warm_up()`.
+    pub(crate) fn wake_all(&self) {
+        self.inv.wake_waiters();
+        self.wake.notify_waiters();
+    }
+
     pub(crate) fn status(&self) -> PoolStatus {
         let mut s = PoolStatus {
             max_size: self.cfg.max_size,
@@ -153,9 +167,9 @@ impl<M: Manager> Shared<M> {
             s.in_use = st.in_use();
             s.background = st.background();
             s.connecting = st.connecting();
+            s.waiting = st.waiting();
             st.all_slots()
         };
-        s.waiting = self.inv.waiting();
         s.checkouts = slots.iter().map(|c| c.lock().handed_out).sum();
         s.overflow = s.open.saturating_sub(self.cfg.max_size);
         self.counters.fill(&mut s);
