@@ -13,6 +13,8 @@ bb8 on a private MariaDB (needs mariadbd and the mariadb client installed).
   --out FILE      the Markdown file whose generated sections are updated
                   (default: BENCHMARKS.md at the workspace root)
   --no-write      print the tables, write no file and no chart
+  --ours-only     scenario 1 runs only poolwarden's rows and the dedicated
+                  rows (to repeat the poolwarden targets quickly)
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub(crate) struct Args {
     pub(crate) scenarios: Vec<u8>,
     pub(crate) out: PathBuf,
     pub(crate) write: bool,
+    /// Scenario 1: only poolwarden's rows and the dedicated (limit) rows.
+    pub(crate) ours_only: bool,
     /// The arguments as given, to print the exact command.
     pub(crate) raw: Vec<String>,
 }
@@ -34,6 +38,7 @@ impl Args {
             scenarios: Vec::new(),
             out: default_out(),
             write: true,
+            ours_only: false,
             raw: raw.clone(),
         };
         let mut it = raw.into_iter();
@@ -41,6 +46,7 @@ impl Args {
             match a.as_str() {
                 "--quick" => args.quick = true,
                 "--no-write" => args.write = false,
+                "--ours-only" => args.ours_only = true,
                 "--help" | "-h" => return Ok(None),
                 "--scenario" | "-s" => {
                     let v = it.next().ok_or("--scenario needs a number")?;

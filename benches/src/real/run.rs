@@ -18,6 +18,8 @@ pub(crate) struct Ctx {
     /// Write charts (not with `--no-write`).
     pub(crate) write: bool,
     pub(crate) charts: PathBuf,
+    /// Scenario 1: only poolwarden's rows and the dedicated rows.
+    pub(crate) ours_only: bool,
 }
 
 impl Ctx {
@@ -138,6 +140,7 @@ async fn run(args: Args) -> Result<bool, String> {
         quick: args.quick,
         write: args.write,
         charts: args::charts_dir(),
+        ours_only: args.ours_only,
     };
     if args.write {
         std::fs::create_dir_all(&ctx.charts)

@@ -105,6 +105,14 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<String, String> {
         for k in 0..ROWS.len() {
             let i = (k + round * 3) % ROWS.len();
             let (kind, tasks) = ROWS[i];
+            if ctx.ours_only
+                && !matches!(
+                    kind,
+                    Kind::Poolwarden | Kind::PoolwardenNoDeadline | Kind::Dedicated
+                )
+            {
+                continue;
+            }
             eprintln!(
                 "s1 round {}/{rounds}: {} × {tasks} tasks",
                 round + 1,
@@ -171,6 +179,9 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<String, String> {
     let mut verdicts = Vec::new();
     for (i, (kind, tasks)) in ROWS.iter().enumerate() {
         let a = &acc[i];
+        if a.qps.is_empty() {
+            continue; // not run (`--ours-only`)
+        }
         let lat = Samples::new(a.lat.clone());
         let q = median(&a.qps);
         let (lo, hi) = a

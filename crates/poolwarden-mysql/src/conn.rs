@@ -127,6 +127,9 @@ pub struct MySqlConn {
     pub(crate) deadlines: Deadlines,
     /// Where a timed-out command's kill goes (`None`: not from a manager).
     killer: Option<Arc<Killer>>,
+    /// What bounds its commands in time: registered with the manager's
+    /// watchdog (`watchdog.rs`).
+    watch: Option<Arc<crate::watchdog::Watch>>,
     /// A command passed its deadline: the protocol state is unknown, the
     /// connection must never be reused.
     pub(crate) timed_out: bool,
@@ -141,6 +144,7 @@ impl MySqlConn {
             autocommit,
             deadlines: Deadlines::default(),
             killer: None,
+            watch: None,
             timed_out: false,
         }
     }
@@ -153,6 +157,7 @@ impl MySqlConn {
         killer: Arc<Killer>,
     ) -> Self {
         self.deadlines = Deadlines::new(command_timeout);
+        self.watch = Some(killer.watchdog().watch());
         self.killer = Some(killer);
         self
     }
@@ -231,9 +236,13 @@ impl MySqlConn {
             let Some(bound) = bound else {
                 return Ok(BoundedStream::new(fut.await?, None, expiry));
             };
-            match tokio::time::timeout_at(bound.at, fut).await {
-                Ok(stream) => Ok(BoundedStream::new(stream?, Some(bound), expiry)),
-                Err(_elapsed) => Err(expiry.expire(bound).into()),
+            let started = match expiry.watch {
+                Some(watch) => watch.run(bound.at, fut).await,
+                None => tokio::time::timeout_at(bound.at, fut).await.ok(),
+            };
+            match started {
+                Some(stream) => Ok(BoundedStream::new(stream?, Some(bound), expiry)),
+                None => Err(expiry.expire(bound).into()),
             }
         })
     }
@@ -250,6 +259,7 @@ impl MySqlConn {
             connection_id: self.inner.id(),
             timed_out: &mut self.timed_out,
             killer: self.killer.as_ref(),
+            watch: self.watch.as_deref(),
         };
         (run(&mut self.inner), expiry)
     }
@@ -260,6 +270,7 @@ impl MySqlConn {
             connection_id: self.inner.id(),
             timed_out: &mut self.timed_out,
             killer: self.killer.as_ref(),
+            watch: self.watch.as_deref(),
         }
     }
 

@@ -7,8 +7,10 @@
 //!
 //! mysql_async has no read timeout, and TCP keepalive does not fire while the
 //! server's kernel still acknowledges. So the bound is on the command's
-//! future: [`run`] races it against the deadline with
-//! [`tokio::time::timeout_at`]. When the deadline wins, the driver's future is
+//! future: [`run`] races it against the deadline, through the connection's
+//! [`Watch`](crate::watchdog::Watch) (one timer per manager for every
+//! command, `watchdog.rs`; a connection made outside a manager falls back
+//! to [`tokio::time::timeout_at`]). When the deadline wins, the driver's future is
 //! dropped mid-command, which leaves mysql_async's "disconnected until the
 //! command completed" flag set; the connection is also marked timed out, so
 //! the probe says `Corrupt` and the pool closes it (its protocol state is
@@ -242,6 +244,8 @@ pub(crate) struct Expiry<'a> {
     /// The connection's flag: set, the probe says `Corrupt`.
     pub(crate) timed_out: &'a mut bool,
     pub(crate) killer: Option<&'a Arc<Killer>>,
+    /// The connection's watch (`None` outside a manager).
+    pub(crate) watch: Option<&'a crate::watchdog::Watch>,
 }
 
 impl Expiry<'_> {
@@ -288,9 +292,13 @@ pub(crate) async fn run<T>(
     bound: Bound,
     expiry: Expiry<'_>,
 ) -> mysql_async::Result<T> {
-    match tokio::time::timeout_at(bound.at, command).await {
-        Ok(result) => result,
-        Err(_elapsed) => Err(expiry.expire(bound).into()),
+    let finished = match expiry.watch {
+        Some(watch) => watch.run(bound.at, command).await,
+        None => tokio::time::timeout_at(bound.at, command).await.ok(),
+    };
+    match finished {
+        Some(result) => result,
+        None => Err(expiry.expire(bound).into()),
     }
 }
 
@@ -377,50 +385,61 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_command_that_never_finishes_ends_at_its_deadline() {
-        let start = Instant::now();
-        let bound = Deadlines::new(Some(2 * S)).bound(start).unwrap();
-        let mut timed_out = false;
-        let expiry = Expiry {
-            command: "query_drop",
-            connection_id: 7,
-            timed_out: &mut timed_out,
-            killer: None,
-        };
-        let err = run(
-            std::future::pending::<mysql_async::Result<()>>(),
-            bound,
-            expiry,
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(Instant::now(), start + 2 * S, "on the paused clock");
-        assert!(timed_out, "the connection is marked");
-        let timeout = CommandTimeout::find(&err).expect("a CommandTimeout");
-        assert_eq!(timeout.connection_id, 7);
-        let text = err.to_string();
-        assert!(
-            text.contains("query_drop")
-                && text.contains("connection 7")
-                && text.contains("2000 ms"),
-            "{text}"
-        );
+        let dog = crate::watchdog::Watchdog::new();
+        let watch = dog.watch();
+        // Through a manager's watchdog, and with a timer of its own.
+        for watch in [Some(&*watch), None] {
+            let start = Instant::now();
+            let bound = Deadlines::new(Some(2 * S)).bound(start).unwrap();
+            let mut timed_out = false;
+            let expiry = Expiry {
+                command: "query_drop",
+                connection_id: 7,
+                timed_out: &mut timed_out,
+                killer: None,
+                watch,
+            };
+            let err = run(
+                std::future::pending::<mysql_async::Result<()>>(),
+                bound,
+                expiry,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(Instant::now(), start + 2 * S, "on the paused clock");
+            assert!(timed_out, "the connection is marked");
+            let timeout = CommandTimeout::find(&err).expect("a CommandTimeout");
+            assert_eq!(timeout.connection_id, 7);
+            let text = err.to_string();
+            assert!(
+                text.contains("query_drop")
+                    && text.contains("connection 7")
+                    && text.contains("2000 ms"),
+                "{text}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_command_that_finishes_in_time_is_untouched() {
-        let bound = Deadlines::new(Some(2 * S)).bound(Instant::now()).unwrap();
-        let mut timed_out = false;
-        let expiry = Expiry {
-            command: "query_first",
-            connection_id: 7,
-            timed_out: &mut timed_out,
-            killer: None,
-        };
-        let work = async {
-            tokio::time::sleep(S).await;
-            Ok(5)
-        };
-        assert_eq!(run(work, bound, expiry).await.unwrap(), 5);
-        assert!(!timed_out);
+        let dog = crate::watchdog::Watchdog::new();
+        let watch = dog.watch();
+        for watch in [Some(&*watch), None] {
+            let bound = Deadlines::new(Some(2 * S)).bound(Instant::now()).unwrap();
+            let mut timed_out = false;
+            let expiry = Expiry {
+                command: "query_first",
+                connection_id: 7,
+                timed_out: &mut timed_out,
+                killer: None,
+                watch,
+            };
+            let work = async {
+                tokio::time::sleep(S).await;
+                Ok(5)
+            };
+            assert_eq!(run(work, bound, expiry).await.unwrap(), 5);
+            assert!(!timed_out);
+        }
     }
 }

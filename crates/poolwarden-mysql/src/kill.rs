@@ -103,6 +103,9 @@ struct Queue {
 /// Sends `KILL CONNECTION` for timed-out commands; shared by the manager and
 /// its connections.
 pub(crate) struct Killer {
+    /// Finds the commands that pass their deadline (`watchdog.rs`); this
+    /// killer then stops them on the server.
+    watchdog: Arc<crate::watchdog::Watchdog>,
     opts: Opts,
     timeout: Duration,
     counts: Counts,
@@ -112,6 +115,7 @@ pub(crate) struct Killer {
 impl Killer {
     pub(crate) fn new(opts: Opts, timeout: Duration) -> Arc<Self> {
         Arc::new(Killer {
+            watchdog: crate::watchdog::Watchdog::new(),
             opts,
             timeout,
             counts: Counts::default(),
@@ -120,6 +124,11 @@ impl Killer {
                 worker_running: false,
             }),
         })
+    }
+
+    /// The watchdog of this manager's command deadlines.
+    pub(crate) fn watchdog(&self) -> &Arc<crate::watchdog::Watchdog> {
+        &self.watchdog
     }
 
     /// A command on connection `id` passed its deadline: count it and queue

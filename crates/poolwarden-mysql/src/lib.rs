@@ -16,6 +16,7 @@ mod sql;
 mod stream;
 mod track;
 mod transactional;
+mod watchdog;
 
 pub use classify::{classify_error, classify_server, codes, Classifier};
 pub use cluster::{

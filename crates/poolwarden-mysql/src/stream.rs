@@ -23,8 +23,16 @@ pub struct BoundedStream<'a, T, P> {
     rows: ResultSetStream<'a, 'a, 'static, T, P>,
     /// The deadline's timer and what it bounds; `None` without a deadline
     /// or once it fired.
-    deadline: Option<(Pin<Box<Sleep>>, Bound, Expiry<'a>)>,
+    deadline: Option<(Timer, Bound, Expiry<'a>)>,
     done: bool,
+}
+
+/// What tells a stream its deadline passed: the connection's watch, armed
+/// for the stream's life (`watchdog.rs`), or a timer of its own for a
+/// connection made outside a manager.
+enum Timer {
+    Watch,
+    Sleep(Pin<Box<Sleep>>),
 }
 
 impl<'a, T, P> BoundedStream<'a, T, P> {
@@ -33,10 +41,30 @@ impl<'a, T, P> BoundedStream<'a, T, P> {
         bound: Option<Bound>,
         expiry: Expiry<'a>,
     ) -> Self {
+        let deadline = bound.map(|b| {
+            let timer = match expiry.watch {
+                Some(watch) => {
+                    watch.arm(b.at);
+                    Timer::Watch
+                }
+                None => Timer::Sleep(Box::pin(tokio::time::sleep_until(b.at))),
+            };
+            (timer, b, expiry)
+        });
         BoundedStream {
             rows,
-            deadline: bound.map(|b| (Box::pin(tokio::time::sleep_until(b.at)), b, expiry)),
+            deadline,
             done: false,
+        }
+    }
+
+    /// The stream ended (last row, error or deadline): stop watching.
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some((Timer::Watch, _, expiry)) = &self.deadline {
+            if let Some(watch) = expiry.watch {
+                watch.disarm();
+            }
         }
     }
 
@@ -59,19 +87,30 @@ where
             return Poll::Ready(None);
         }
         if let Poll::Ready(item) = Pin::new(&mut this.rows).poll_next(cx) {
-            this.done = item.is_none();
+            if item.is_none() {
+                this.finish();
+            }
             return Poll::Ready(item);
         }
         let expired = match &mut this.deadline {
-            Some((sleep, _, _)) => sleep.as_mut().poll(cx).is_ready(),
+            Some((Timer::Sleep(sleep), _, _)) => sleep.as_mut().poll(cx).is_ready(),
+            Some((Timer::Watch, _, expiry)) => expiry.watch.is_some_and(|w| w.poll_fired(cx)),
             None => false,
         };
         if expired {
+            this.finish();
             if let Some((_, bound, expiry)) = this.deadline.take() {
-                this.done = true;
                 return Poll::Ready(Some(Err(expiry.expire(bound).into())));
             }
         }
         Poll::Pending
+    }
+}
+
+impl<T, P> Drop for BoundedStream<'_, T, P> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish();
+        }
     }
 }
