@@ -63,7 +63,7 @@ pub(crate) struct DoctorArgs {
     #[arg(long, conflicts_with_all = [
         "pool_config", "processes", "max_size", "max_overflow", "min_idle",
         "max_lifetime", "idle_timeout", "keepalive_interval", "leak_threshold",
-        "checkout_timeout", "validation_bypass", "skip_validation",
+        "checkout_timeout", "validation_bypass", "skip_validation", "command_timeout",
     ])]
     pub(crate) live: bool,
 
@@ -90,6 +90,12 @@ pub(crate) struct DoctorArgs {
 
     #[command(flatten)]
     pub(crate) pool: PoolFlags,
+
+    /// PostgreSQL: the manager's bound on each command a borrower runs
+    /// (`PgManager::command_timeout`), checked against the server's
+    /// statement_timeout [default: the manager's, 30s].
+    #[arg(long, value_name = "DURATION|off", value_parser = parse_limit, help_heading = "Manager settings")]
+    pub(crate) command_timeout: Option<Limit>,
 }
 
 /// Pool settings given as flags; each overrides the file's (or the default).
@@ -173,6 +179,13 @@ impl DoctorArgs {
         };
         self.pool.apply(&mut cfg);
         Ok(cfg)
+    }
+
+    /// The Postgres manager's `command_timeout`: the flag, or the
+    /// manager's default.
+    pub(crate) fn command_timeout(&self) -> Option<std::time::Duration> {
+        self.command_timeout
+            .map_or(Some(poolwarden_postgres::DEFAULT_COMMAND_TIMEOUT), |l| l.0)
     }
 
     /// Where the pool settings came from, for the report.
@@ -305,6 +318,10 @@ mod tests {
             "--processes=4",
         ]);
         let c = d.pool_config().unwrap();
+        assert_eq!(
+            d.command_timeout(),
+            poolwarden_postgres::DEFAULT_COMMAND_TIMEOUT.into()
+        );
         assert_eq!(c.max_size, 20);
         assert_eq!(c.max_overflow, 5);
         assert_eq!(c.max_lifetime, Some(Duration::from_secs(3600)));
@@ -379,5 +396,21 @@ mod tests {
                 .is_err()
         );
         assert!(Cli::try_parse_from(["poolwarden", "doctor", "--live", "u", "--json"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "poolwarden",
+            "doctor",
+            "--live",
+            "u",
+            "--command-timeout=5s"
+        ])
+        .is_err());
+        assert_eq!(
+            doctor(&["postgres://h/db", "--command-timeout", "off"]).command_timeout(),
+            None
+        );
+        assert_eq!(
+            doctor(&["postgres://h/db", "--command-timeout=5s"]).command_timeout(),
+            Some(Duration::from_secs(5))
+        );
     }
 }

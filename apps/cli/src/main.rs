@@ -84,6 +84,14 @@ fn run(args: &DoctorArgs) -> Result<(String, u8), DoctorError> {
         return Ok((text, code));
     }
     let cfg = args.pool_config()?;
+    let postgres = ["postgres://", "postgresql://"]
+        .iter()
+        .any(|s| args.url.starts_with(s));
+    if args.command_timeout.is_some() && !postgres {
+        return Err(DoctorError::Usage(
+            "--command-timeout is checked against PostgreSQL's statement_timeout only; leave it out for MySQL and MariaDB".to_owned(),
+        ));
+    }
     if let Some(nodes) = cluster::nodes_of(&args.url) {
         let nodes = rt.block_on(cluster::read_nodes(nodes, args.timeout));
         if nodes.iter().all(|n| n.reading.is_none()) {
@@ -106,7 +114,7 @@ fn run(args: &DoctorArgs) -> Result<(String, u8), DoctorError> {
     }
     let target = facts::Target::parse(&args.url)?;
     let facts = rt.block_on(facts::read_facts(&target, args.timeout))?;
-    let findings = checks::check_server(&facts, &cfg, args.processes);
+    let findings = checks::check_server(&facts, &cfg, args.processes, args.command_timeout());
     let code = render::exit_code(&findings);
     let text = if args.json {
         pretty(&render::server_json(

@@ -222,6 +222,10 @@ pub(crate) fn server_human(
             zero_off(facts.idle_in_transaction_session_timeout),
         ));
         rows.push((
+            "statement_timeout".into(),
+            zero_off(facts.statement_timeout),
+        ));
+        rows.push((
             "tcp_keepalives_idle".into(),
             facts.tcp_keepalives_idle.map_or("?".into(), |d| {
                 if d.is_zero() {
@@ -230,6 +234,13 @@ pub(crate) fn server_human(
                     fmt_d(d)
                 }
             }),
+        ));
+        rows.push((
+            "pool's keepalive".into(),
+            format!(
+                "{} (the manager's, for this URL)",
+                opt_d(facts.pool_keepalive_idle)
+            ),
         ));
     }
     let mut conns = format!(
@@ -500,7 +511,7 @@ mod tests {
 
     #[test]
     fn table_is_aligned_and_shows_fixes() {
-        let fs = check_server(&facts(), &PoolConfig::default(), 1);
+        let fs = check_server(&facts(), &PoolConfig::default(), 1, None);
         let text = strip(&server_human(
             "mysql://h/db",
             &facts(),
@@ -532,7 +543,7 @@ mod tests {
 
     #[test]
     fn colours_are_ansi_and_strippable() {
-        let fs = check_server(&facts(), &PoolConfig::default(), 1);
+        let fs = check_server(&facts(), &PoolConfig::default(), 1, None);
         let text = server_human(
             "mysql://h/db",
             &facts(),
@@ -548,15 +559,15 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_worst_finding() {
         assert_eq!(exit_code(&[]), 0);
-        let mut fs = check_server(&facts(), &PoolConfig::default(), 1);
+        let mut fs = check_server(&facts(), &PoolConfig::default(), 1, None);
         assert_eq!(exit_code(&fs), 1);
-        fs = check_server(&facts(), &PoolConfig::default(), 100);
+        fs = check_server(&facts(), &PoolConfig::default(), 100, None);
         assert_eq!(exit_code(&fs), 2);
     }
 
     #[test]
     fn json_has_findings_and_summary() {
-        let fs = check_server(&facts(), &PoolConfig::default(), 1);
+        let fs = check_server(&facts(), &PoolConfig::default(), 1, None);
         let v = server_json("t", &facts(), &PoolConfig::default(), 1, &fs);
         assert_eq!(v["summary"]["exit_code"], 1);
         assert_eq!(v["server"]["wait_timeout"], 60.0);

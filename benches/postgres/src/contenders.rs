@@ -36,6 +36,20 @@ impl Kind {
         Kind::Dedicated,
     ];
 
+    /// A shorter name, for the chart.
+    pub(crate) fn short(self) -> &'static str {
+        match self {
+            Kind::Poolwarden => "poolwarden",
+            Kind::DeadpoolFast => "deadpool Fast",
+            Kind::DeadpoolVerified => "deadpool Verified",
+            Kind::DeadpoolClean => "deadpool Clean",
+            Kind::Bb8 => "bb8",
+            Kind::Sqlx => "sqlx",
+            Kind::SqlxNoTest => "sqlx, no test",
+            Kind::Dedicated => "dedicated",
+        }
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Poolwarden => "poolwarden-postgres (defaults)",
@@ -59,14 +73,35 @@ pub(crate) enum Contender {
     Dedicated(Vec<tokio::sync::Mutex<Client>>),
 }
 
-/// Build `kind` with `size` connections to `url`.
+/// Build `kind` with `size` connections to `url`, waits bounded by 30 s
+/// where the pool has a setting for it and bounds it by default
+/// (deadpool: no timeouts, its default).
 pub(crate) async fn build(kind: Kind, url: &str, size: u32) -> Contender {
+    build_with(kind, url, size, None).await
+}
+
+/// Build `kind` with `size` connections to `url`, every wait the pool has
+/// a setting for bounded by `timeout`: poolwarden's checkout timeout (and
+/// [`Contender::session_until`]'s deadline), deadpool's wait, create and
+/// recycle timeouts, bb8's connection timeout, sqlx's acquire timeout.
+/// None of the peers has a bound on the query itself.
+pub(crate) async fn build_bounded(
+    kind: Kind,
+    url: &str,
+    size: u32,
+    timeout: Duration,
+) -> Contender {
+    build_with(kind, url, size, Some(timeout)).await
+}
+
+async fn build_with(kind: Kind, url: &str, size: u32, bound: Option<Duration>) -> Contender {
+    let timeout = bound.unwrap_or(Duration::from_secs(30));
     let config: tokio_postgres::Config = url.parse().unwrap();
     match kind {
         Kind::Poolwarden => Contender::Poolwarden(
             poolwarden::Pool::builder(PgManager::new(config))
                 .max_size(size)
-                .checkout_timeout(Duration::from_secs(30))
+                .checkout_timeout(timeout)
                 .build()
                 .unwrap(),
         ),
@@ -84,6 +119,10 @@ pub(crate) async fn build(kind: Kind, url: &str, size: u32) -> Contender {
             Contender::Deadpool(
                 deadpool_postgres::Pool::builder(manager)
                     .max_size(size as usize)
+                    .runtime(deadpool_postgres::Runtime::Tokio1)
+                    .wait_timeout(bound)
+                    .create_timeout(bound)
+                    .recycle_timeout(bound)
                     .build()
                     .unwrap(),
             )
@@ -91,7 +130,7 @@ pub(crate) async fn build(kind: Kind, url: &str, size: u32) -> Contender {
         Kind::Bb8 => Contender::Bb8(
             bb8::Pool::builder()
                 .max_size(size)
-                .connection_timeout(Duration::from_secs(30))
+                .connection_timeout(timeout)
                 .build(PostgresConnectionManager::new(config, NoTls))
                 .await
                 .unwrap(),
@@ -99,7 +138,7 @@ pub(crate) async fn build(kind: Kind, url: &str, size: u32) -> Contender {
         Kind::Sqlx | Kind::SqlxNoTest => Contender::Sqlx(
             PgPoolOptions::new()
                 .max_connections(size)
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(timeout)
                 .test_before_acquire(kind == Kind::Sqlx)
                 .connect_lazy(url)
                 .unwrap(),
@@ -193,6 +232,30 @@ impl Contender {
                 let c = conns[task % conns.len()].lock().await;
                 on_client(&c, sqls).await
             }
+        }
+    }
+
+    /// [`session`](Self::session) by a caller with a deadline: poolwarden
+    /// checks out with it (`Pool::get_until`, which also bounds the
+    /// commands); the peers have only their pool-wide timeouts.
+    pub(crate) async fn session_until(
+        &self,
+        task: usize,
+        sqls: &[&str],
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<Option<String>>, String> {
+        match self {
+            Contender::Poolwarden(p) => {
+                let c = p.get_until(deadline).await.map_err(|e| e.to_string())?;
+                let mut out = Vec::with_capacity(sqls.len());
+                for sql in sqls {
+                    out.push(first(
+                        &c.simple_query(sql).await.map_err(|e| e.to_string())?,
+                    ));
+                }
+                Ok(out)
+            }
+            _ => self.session(task, sqls).await,
         }
     }
 

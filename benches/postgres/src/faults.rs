@@ -11,19 +11,27 @@ use poolwarden_testkit::Postgres;
 use crate::contenders::{build, Contender, Kind};
 
 /// One operation: when it started, when it ended, whether it worked.
-type Op = (Instant, Instant, bool);
+pub(crate) type Op = (Instant, Instant, bool);
 
 /// A background load of `tasks` tasks running `SELECT 1` sessions, each op
 /// bounded by `op_timeout`, until stopped.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
+    pub(crate) ok: Arc<AtomicU64>,
     ops: Arc<Mutex<Vec<Op>>>,
     handles: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Load {
-    fn start(c: &Arc<Contender>, tasks: usize, op_timeout: Duration, max_ops: usize) -> Load {
+    /// With `deadline`, each caller gives its session that deadline
+    /// ([`Contender::session_until`]).
+    pub(crate) fn start(
+        c: &Arc<Contender>,
+        tasks: usize,
+        op_timeout: Duration,
+        max_ops: usize,
+        deadline: Option<Duration>,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
         let ops = Arc::new(Mutex::new(Vec::new()));
@@ -41,10 +49,17 @@ impl Load {
                             break;
                         }
                         let start = Instant::now();
-                        let good = matches!(
-                            tokio::time::timeout(op_timeout, c.session(task, &["SELECT 1"])).await,
-                            Ok(Ok(_))
-                        );
+                        let session = async {
+                            match deadline {
+                                Some(d) => {
+                                    let until = tokio::time::Instant::now() + d;
+                                    c.session_until(task, &["SELECT 1"], until).await
+                                }
+                                None => c.session(task, &["SELECT 1"]).await,
+                            }
+                        };
+                        let good =
+                            matches!(tokio::time::timeout(op_timeout, session).await, Ok(Ok(_)));
                         if good {
                             ok.fetch_add(1, Relaxed);
                         } else {
@@ -64,7 +79,7 @@ impl Load {
         }
     }
 
-    async fn wait_ok(&self, n: u64, limit: Duration) -> bool {
+    pub(crate) async fn wait_ok(&self, n: u64, limit: Duration) -> bool {
         let started = Instant::now();
         while self.ok.load(Relaxed) < n {
             if started.elapsed() > limit {
@@ -75,7 +90,7 @@ impl Load {
         true
     }
 
-    async fn finish(self) -> Vec<Op> {
+    pub(crate) async fn finish(self) -> Vec<Op> {
         self.stop.store(true, Relaxed);
         for h in self.handles {
             let _ = h.await;
@@ -83,6 +98,18 @@ impl Load {
         let ops = std::mem::take(&mut *self.ops.lock());
         ops
     }
+}
+
+/// The first operation that succeeded ending at or after `at`, in ms from
+/// `at` ("none" if there was none).
+pub(crate) fn first_success(ops: &[Op], at: Instant) -> String {
+    ops.iter()
+        .filter(|(_, e, ok)| *ok && *e >= at)
+        .map(|(_, e, _)| e.duration_since(at))
+        .min()
+        .map_or("none".to_owned(), |d| {
+            format!("{:.1}", d.as_secs_f64() * 1000.0)
+        })
 }
 
 /// Fast shutdown and restart under load from 32 tasks.
@@ -98,7 +125,7 @@ pub(crate) async fn restart(db: &mut Postgres, url: &str) {
     println!("|---|---|---|---|---|");
     for kind in Kind::ALL {
         let c = Arc::new(build(kind, url, 10).await);
-        let load = Load::start(&c, 32, Duration::from_secs(5), usize::MAX);
+        let load = Load::start(&c, 32, Duration::from_secs(5), usize::MAX, None);
         let warmed = load.wait_ok(500, Duration::from_secs(30)).await;
         tokio::task::block_in_place(|| db.stop()).expect("stopping the server");
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -111,18 +138,10 @@ pub(crate) async fn restart(db: &mut Postgres, url: &str) {
         let ops = load.finish().await;
         let before = ops.iter().filter(|(s, _, ok)| *s < ready && !ok).count();
         let after = ops.iter().filter(|(s, _, ok)| *s >= ready && !ok).count();
-        let first = ops
-            .iter()
-            .filter(|(_, e, ok)| *ok && *e >= ready)
-            .map(|(_, e, _)| e.duration_since(ready))
-            .min();
         println!(
             "| {} | {before} | {after} | {} | {} |",
             kind.name(),
-            first.map_or("none".to_owned(), |d| format!(
-                "{:.1}",
-                d.as_secs_f64() * 1000.0
-            )),
+            first_success(&ops, ready),
             if recovered && warmed { "yes" } else { "**no**" }
         );
         if let Ok(c) = Arc::try_unwrap(c) {
@@ -163,7 +182,7 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
             .expect("limiting the role");
         let c = Arc::new(build(kind, url_for_role, 10).await);
         let t = Instant::now();
-        let load = Load::start(&c, 16, Duration::from_secs(10), 50);
+        let load = Load::start(&c, 16, Duration::from_secs(10), 50, None);
         // At most 60 s: what is not served by then counts as not served.
         while t.elapsed() < Duration::from_secs(60) && !load.handles.iter().all(|h| h.is_finished())
         {
@@ -174,7 +193,7 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
         let served = ops.iter().filter(|(_, _, ok)| *ok).count();
         let errors = ops.len() - served;
 
-        let bg = Load::start(&c, 16, Duration::from_secs(10), usize::MAX);
+        let bg = Load::start(&c, 16, Duration::from_secs(10), usize::MAX, None);
         let _ = bg.wait_ok(50, Duration::from_secs(10)).await;
         let open_before = c.open();
         admin

@@ -3,15 +3,17 @@
 //! dedicated tokio-postgres connections, on a private PostgreSQL from
 //! `poolwarden-testkit`: throughput with round trips per query counted at
 //! the protocol level, a cancelled query, session state left to the next
-//! borrower, one connection slot left, and a restart under load. Prints
-//! Markdown.
+//! borrower, one connection slot left, a frozen server (SIGSTOP),
+//! `idle_session_timeout` expiry and a restart under load. Prints Markdown;
+//! a full run (not `--quick`) also draws `benches/charts/pg_throughput.svg`.
 //!
 //! ```text
-//! cargo run -p poolwarden-bench-pg --release -- [--quick] [--scenario throughput|cancel|leaks|slot|restart]...
+//! cargo run -p poolwarden-bench-pg --release -- [--quick] [--scenario throughput|cancel|leaks|slot|sigstop|idle|restart]...
 //! ```
 
 mod contenders;
 mod faults;
+mod freeze;
 mod proxy;
 mod scenarios;
 

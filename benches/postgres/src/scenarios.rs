@@ -8,8 +8,12 @@ use poolwarden_testkit::Postgres;
 
 use crate::contenders::{build, Contender, Kind};
 use crate::proxy::{self, Counts};
+use poolwarden_bench_plots::Bar;
 
 const POOL: u32 = 10;
+/// The throughput chart, relative to this package (written by full runs
+/// only, not `--quick`).
+const CHART: &str = "../charts/pg_throughput.svg";
 const TASKS: usize = 64;
 
 /// Whether scenario `name` was asked for (`--scenario NAME`, repeatable;
@@ -60,6 +64,12 @@ pub(crate) async fn run(quick: bool) {
         );
         crate::faults::one_slot(&db, &slot_url).await;
     }
+    if wanted("sigstop") {
+        crate::freeze::sigstop(&db, &url).await;
+    }
+    if wanted("idle") {
+        crate::freeze::idle_session_timeout().await;
+    }
     if wanted("restart") {
         crate::faults::restart(&mut db, &url).await;
     }
@@ -81,7 +91,7 @@ fn admin(db: &Postgres, sql: &str) -> String {
 }
 
 /// Open every connection: `POOL` concurrent short sleeps.
-async fn warm(c: &Arc<Contender>) {
+pub(crate) async fn warm(c: &Arc<Contender>) {
     let handles: Vec<_> = (0..POOL as usize)
         .map(|i| {
             let c = Arc::clone(c);
@@ -95,7 +105,12 @@ async fn warm(c: &Arc<Contender>) {
 
 /// `tasks` tasks doing `SELECT 1` sessions until `for_` elapses or each has
 /// done `max_ops`; ops per task and errors.
-async fn load(c: &Arc<Contender>, tasks: usize, for_: Duration, max_ops: usize) -> (Vec<u64>, u64) {
+pub(crate) async fn load(
+    c: &Arc<Contender>,
+    tasks: usize,
+    for_: Duration,
+    max_ops: usize,
+) -> (Vec<u64>, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..tasks)
         .map(|task| {
@@ -213,6 +228,25 @@ async fn throughput(db: &Postgres, url: &str, quick: bool) {
          (64 tasks × 50 operations per contender, after warm-up). Took {:.0} s.\n",
         started.elapsed().as_secs_f64()
     );
+    let chart = (!quick).then(|| {
+        let bars: Vec<Bar> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, tasks))| Bar {
+                label: format!("{} ({tasks} tasks)", kind.short()),
+                value: median(qps[i].clone()),
+                ours: *kind == Kind::Poolwarden,
+                limit: i == rows.len() - 1,
+            })
+            .collect();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CHART);
+        poolwarden_bench_plots::bars(
+            &path,
+            &format!("PostgreSQL: SELECT 1, {TASKS} tasks, pool of {POOL} (median QPS)"),
+            "queries per second",
+            &bars,
+        )
+    });
     println!("| contender | tasks | QPS | × limit | × limit range | ops/task ÷ mean | errors | round trips/q |");
     println!("|---|---|---|---|---|---|---|---|");
     for (i, (kind, tasks)) in rows.iter().enumerate() {
@@ -230,6 +264,11 @@ async fn throughput(db: &Postgres, url: &str, quick: bool) {
             errors[i],
             round_trips[i]
         );
+    }
+    match chart {
+        Some(Ok(())) => println!("\n![PostgreSQL throughput](benches/charts/pg_throughput.svg)"),
+        Some(Err(e)) => println!("\n(no chart: {e})"),
+        None => {}
     }
     println!();
 }

@@ -1,7 +1,6 @@
 //! Real-server benchmarks: every pool against the same private MariaDB.
 
 pub(crate) mod args;
-pub(crate) mod charts;
 pub(crate) mod contenders;
 pub(crate) mod load;
 pub(crate) mod machine;

@@ -5,7 +5,6 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 
-use crate::real::charts::{self, Bar};
 use crate::real::contenders::{build, warm, Kind, Query};
 use crate::real::load::{self, Spec};
 use crate::real::machine::process_cpu;
@@ -13,6 +12,7 @@ use crate::real::markdown::Table;
 use crate::real::run::Ctx;
 use crate::real::server::{Counters, PerQuery};
 use crate::real::stats::{median, ms, Samples};
+use poolwarden_bench_plots::{self as charts, Bar};
 
 const ROWS: [(Kind, usize); 11] = [
     (Kind::Poolwarden, 64),

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use crate::real::charts::{self, Panel, Series};
 use crate::real::contenders::{build, warm, Kind, Query};
 use crate::real::load::{self, Spec};
 use crate::real::markdown::Table;
 use crate::real::run::Ctx;
 use crate::real::server::PerQuery;
 use crate::real::stats::ms;
+use poolwarden_bench_plots::{self as charts, Panel, Series};
 
 const KINDS: [Kind; 6] = [
     Kind::Poolwarden,

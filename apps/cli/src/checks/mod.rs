@@ -7,6 +7,7 @@ mod cluster;
 mod finding;
 mod live;
 mod pool;
+mod postgres;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -15,4 +16,5 @@ pub(crate) use cluster::*;
 pub(crate) use finding::*;
 pub(crate) use live::*;
 pub(crate) use pool::*;
+pub(crate) use postgres::*;
 pub(crate) use server::*;

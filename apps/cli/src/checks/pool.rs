@@ -131,8 +131,9 @@ pub(crate) fn max_lifetime(cfg: &PoolConfig, t: Option<Duration>, name: &str) ->
 }
 
 /// F1/F3: checkout validation, against a short server timeout.
-/// `learns`: whether the pool learns `t` at connect
-/// ([`pool_learns_idle_timeout`]).
+/// `learns`: whether the pool learns `t` at connect (both managers do by
+/// default); then it retires idle connections at
+/// [`poolwarden::rules::server_limit`], before the server closes them.
 pub(crate) fn validation(
     cfg: &PoolConfig,
     t: Option<Duration>,
@@ -182,10 +183,13 @@ pub(crate) fn validation(
             )
             .secs("validation_bypass", cfg.validation_bypass)
             .secs(name_key(name), t)
-            .fix("set validation_bypass to the default \"500ms\"");
+            .fix(format!(
+                "set validation_bypass to the default \"{}\"",
+                fmt_d(PoolConfig::default().validation_bypass)
+            ));
         }
     }
-    Finding::new(
+    let f = Finding::new(
         Severity::Ok,
         check,
         Some("F3"),
@@ -195,7 +199,24 @@ pub(crate) fn validation(
         ),
     )
     .num("skip_validation", false)
-    .secs("validation_bypass", cfg.validation_bypass)
+    .secs("validation_bypass", cfg.validation_bypass);
+    match t {
+        Some(t) if learns => {
+            // The pool's own rule for when it retires an idle connection.
+            let limit = poolwarden::rules::server_limit(t);
+            Finding {
+                message: format!(
+                    "{}; the pool retires connections idle for {}, before the server's {name} {} closes them",
+                    f.message,
+                    fmt_d(limit),
+                    fmt_d(t)
+                ),
+                ..f
+            }
+            .secs("retires_idle_after", limit)
+        }
+        _ => f,
+    }
 }
 
 /// F6: leak detection on, with a threshold below the server's idle timeout.

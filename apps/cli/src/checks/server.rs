@@ -1,5 +1,5 @@
 //! The server's own state and limits: sessions, capacity, aborted
-//! connections, keepalives, reset support (F1, F6, F9, F11, F13).
+//! connections, reset support (F1, F6, F9, F11, F13); the list of checks.
 
 use std::time::Duration;
 
@@ -9,8 +9,15 @@ use super::*;
 use crate::facts::{Flavor, ServerFacts};
 
 /// Every check of `poolwarden doctor URL`: the pool settings `cfg`, used by
-/// `processes` processes, against the server's `facts`. Worst first.
-pub(crate) fn check_server(facts: &ServerFacts, cfg: &PoolConfig, processes: u32) -> Vec<Finding> {
+/// `processes` processes, with the manager's `command_timeout` (checked
+/// against PostgreSQL's `statement_timeout`), against the server's `facts`.
+/// Worst first.
+pub(crate) fn check_server(
+    facts: &ServerFacts,
+    cfg: &PoolConfig,
+    processes: u32,
+    command_timeout: Option<Duration>,
+) -> Vec<Finding> {
     let t = facts.server_idle_timeout();
     let name = facts.idle_timeout_name();
     let mut out = Vec::new();
@@ -22,22 +29,21 @@ pub(crate) fn check_server(facts: &ServerFacts, cfg: &PoolConfig, processes: u32
     out.extend(max_used(facts));
     out.extend(aborted_clients(facts));
     out.extend(aborted_connects(facts));
-    out.push(validation(cfg, t, name, pool_learns_idle_timeout(facts)));
+    // NOTE: both managers report the server's idle timeout to the pool at
+    // connect by default (`MySqlManager`: `wait_timeout`; `PgManager`:
+    // `idle_session_timeout`, from `PgServerFacts::to_connection_facts`).
+    out.push(validation(cfg, t, name, true));
     out.push(leak_detection(cfg, t, name));
     out.push(checkout_timeout(cfg));
-    out.extend(idle_in_transaction(facts, cfg));
-    out.extend(tcp_keepalives(facts));
+    if facts.flavor == Flavor::Postgres {
+        out.extend(idle_in_transaction(facts, cfg));
+        out.push(statement_timeout(facts, command_timeout));
+        out.extend(tcp_keepalives(facts));
+    }
     out.extend(reset_support(facts));
     out.extend(max_allowed_packet(facts));
     sort_worst_first(&mut out);
     out
-}
-
-/// Whether the pool learns the server's idle timeout at connect (then it
-/// retires idle connections before the server closes them):
-/// `MySqlManager` reads `wait_timeout` by default.
-pub(crate) fn pool_learns_idle_timeout(facts: &ServerFacts) -> bool {
-    !matches!(facts.flavor, Flavor::Postgres)
 }
 
 pub(crate) fn sort_worst_first(findings: &mut [Finding]) {
@@ -263,62 +269,6 @@ pub(crate) fn aborted_connects(facts: &ServerFacts) -> Option<Finding> {
         f = f.fix(fix);
     }
     Some(f)
-}
-
-/// Postgres, F6: `idle_in_transaction_session_timeout` kills checkouts that
-/// sit inside a transaction.
-pub(crate) fn idle_in_transaction(facts: &ServerFacts, cfg: &PoolConfig) -> Option<Finding> {
-    let t = facts.idle_in_transaction_session_timeout?;
-    if t.is_zero() {
-        return Some(Finding::new(
-            Severity::Info,
-            "idle-in-transaction",
-            Some("F6"),
-            "idle_in_transaction_session_timeout is off: a checkout left idle inside a transaction holds its locks until it is returned",
-        ).secs("idle_in_transaction_session_timeout", t));
-    }
-    let f = Finding::new(
-        Severity::Info,
-        "idle-in-transaction",
-        Some("F6"),
-        format!(
-            "idle_in_transaction_session_timeout {}: the server kills a checkout left idle inside a transaction after that long",
-            fmt_d(t)
-        ),
-    )
-    .secs("idle_in_transaction_session_timeout", t);
-    Some(match cfg.leak_threshold {
-        Some(l) if l >= t => Finding {
-            severity: Severity::Warn,
-            message: format!(
-                "{}; leak_threshold {} is not below it, so such a leak is killed before it is reported",
-                f.message,
-                fmt_d(l)
-            ),
-            ..f
-        }
-        .secs("leak_threshold", l)
-        .fix(format!("set leak_threshold below {}", fmt_d(t))),
-        _ => f,
-    })
-}
-
-/// Postgres, F10: server-side TCP keepalive.
-pub(crate) fn tcp_keepalives(facts: &ServerFacts) -> Option<Finding> {
-    let t = facts.tcp_keepalives_idle?;
-    Some(
-        Finding::new(
-            Severity::Info,
-            "tcp-keepalive",
-            Some("F10"),
-            if t.is_zero() {
-                "tcp_keepalives_idle uses the OS default (often 2h): the server notices a vanished client late".to_owned()
-            } else {
-                format!("tcp_keepalives_idle {}", fmt_d(t))
-            },
-        )
-        .secs("tcp_keepalives_idle", t),
-    )
 }
 
 /// F13: whether a full session reset is available without reconnecting.

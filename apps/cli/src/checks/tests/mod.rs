@@ -3,6 +3,7 @@
 mod cluster;
 mod live;
 mod pool;
+mod postgres;
 mod server;
 
 use std::time::Duration;
@@ -35,6 +36,26 @@ pub(super) fn mysql(wait: u64) -> ServerFacts {
     }
 }
 
+/// A PostgreSQL 15 with its defaults (every timeout off), as the doctor
+/// reads it; the pool's sockets with the manager's keepalive.
+pub(super) fn postgres() -> ServerFacts {
+    ServerFacts {
+        flavor: Flavor::Postgres,
+        version: "15.20".to_owned(),
+        idle_session_timeout: Some(Duration::ZERO),
+        idle_in_transaction_session_timeout: Some(Duration::ZERO),
+        statement_timeout: Some(Duration::ZERO),
+        tcp_keepalives_idle: Some(Duration::ZERO),
+        pool_keepalive_idle: Some(poolwarden_postgres::DEFAULT_TCP_KEEPALIVE),
+        max_connections: Some(100),
+        reserved_connections: Some(3),
+        connected: Some(1),
+        uptime: Some(3600),
+        reset_connection: Some(true),
+        ..ServerFacts::default()
+    }
+}
+
 pub(super) fn cfg() -> PoolConfig {
     PoolConfig::default()
 }
@@ -53,7 +74,7 @@ pub(super) fn find<'a>(fs: &'a [Finding], check: &str) -> &'a Finding {
 
 #[test]
 pub(super) fn defaults_against_a_default_server_are_clean() {
-    let fs = check_server(&mysql(28800), &cfg(), 1);
+    let fs = check_server(&mysql(28800), &cfg(), 1, None);
     assert!(worst(&fs) <= Severity::Info, "{fs:#?}");
     assert_eq!(find(&fs, "idle-timeout").severity, Severity::Ok);
     assert_eq!(find(&fs, "max-lifetime").severity, Severity::Ok);
@@ -65,7 +86,7 @@ pub(super) fn defaults_against_a_default_server_are_clean() {
 pub(super) fn findings_come_worst_first() {
     let mut c = cfg();
     c.leak_threshold = None;
-    let fs = check_server(&mysql(60), &c, 50);
+    let fs = check_server(&mysql(60), &c, 50, None);
     let sev: Vec<_> = fs.iter().map(|f| f.severity).collect();
     let mut sorted = sev.clone();
     sorted.sort_by(|a, b| b.cmp(a));

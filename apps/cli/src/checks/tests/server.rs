@@ -183,58 +183,6 @@ fn aborted_connects_levels() {
     assert_eq!(aborted_connects(&facts).unwrap().severity, Severity::Warn);
 }
 
-// ---- Postgres specifics
-
-#[test]
-fn idle_in_transaction_timeout_against_leak_threshold() {
-    let mut facts = mysql(0);
-    facts.flavor = Flavor::Postgres;
-    assert!(idle_in_transaction(&facts, &cfg()).is_none());
-    facts.idle_in_transaction_session_timeout = Some(Duration::ZERO);
-    assert_eq!(
-        idle_in_transaction(&facts, &cfg()).unwrap().severity,
-        Severity::Info
-    );
-    facts.idle_in_transaction_session_timeout = Some(d(MIN));
-    assert_eq!(
-        idle_in_transaction(&facts, &cfg()).unwrap().severity,
-        Severity::Info
-    );
-    facts.idle_in_transaction_session_timeout = Some(d(20));
-    let f = idle_in_transaction(&facts, &cfg()).unwrap();
-    assert_eq!(f.severity, Severity::Warn);
-    assert_eq!(
-        f.numbers.get("leak_threshold"),
-        Some(&serde_json::json!(30.0))
-    );
-}
-
-#[test]
-fn tcp_keepalive_is_info() {
-    let mut facts = mysql(0);
-    assert!(tcp_keepalives(&facts).is_none());
-    facts.tcp_keepalives_idle = Some(Duration::ZERO);
-    let f = tcp_keepalives(&facts).unwrap();
-    assert_eq!(f.severity, Severity::Info);
-    assert!(f.message.contains("OS default"));
-}
-
-#[test]
-fn postgres_idle_session_timeout_drives_f1() {
-    let mut facts = mysql(0);
-    facts.flavor = Flavor::Postgres;
-    facts.wait_timeout = None;
-    facts.idle_session_timeout = Some(d(5 * MIN));
-    let fs = check_server(&facts, &cfg(), 1);
-    let f = find(&fs, "idle-timeout");
-    assert_eq!(f.severity, Severity::Warn);
-    assert!(
-        f.message.contains("idle_session_timeout 5m"),
-        "{}",
-        f.message
-    );
-}
-
 // ---- F13 reset, packet
 
 #[test]

@@ -1,4 +1,5 @@
-//! SVG charts (plotters, SVG backend only).
+//! SVG charts (plotters, SVG backend only), shared by the MySQL and
+//! PostgreSQL real-server benchmarks.
 
 use std::path::Path;
 
@@ -26,18 +27,23 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// One bar of a bar chart.
-pub(crate) struct Bar {
-    pub(crate) label: String,
-    pub(crate) value: f64,
+pub struct Bar {
+    /// The bar's name, left of it.
+    pub label: String,
+    /// Its length, written at its end.
+    pub value: f64,
     /// Drawn in poolwarden's colour.
-    pub(crate) ours: bool,
+    pub ours: bool,
     /// Drawn grey (the no-pool limit).
-    pub(crate) limit: bool,
+    pub limit: bool,
 }
 
 /// Horizontal bars with their values written at the end, the first bar on
-/// top.
-pub(crate) fn bars(path: &Path, title: &str, x_desc: &str, bars: &[Bar]) -> Result<(), String> {
+/// top, written to `path` as SVG.
+///
+/// # Errors
+/// plotters' error, as text.
+pub fn bars(path: &Path, title: &str, x_desc: &str, bars: &[Bar]) -> Result<(), String> {
     // plotters puts the first category at the bottom.
     let bars: Vec<&Bar> = bars.iter().rev().collect();
     let n = bars.len().max(1);
@@ -99,24 +105,27 @@ pub(crate) fn bars(path: &Path, title: &str, x_desc: &str, bars: &[Bar]) -> Resu
 }
 
 /// One line of a panel: a name and (tasks, value) points.
-pub(crate) struct Series {
-    pub(crate) name: String,
-    pub(crate) points: Vec<(f64, f64)>,
+pub struct Series {
+    /// The legend's name for it.
+    pub name: String,
+    /// `(x, y)` points, x on a log scale.
+    pub points: Vec<(f64, f64)>,
 }
 
 /// One panel: a title and its lines.
-pub(crate) struct Panel {
-    pub(crate) title: String,
-    pub(crate) series: Vec<Series>,
+pub struct Panel {
+    /// Shown above it.
+    pub title: String,
+    /// Its lines.
+    pub series: Vec<Series>,
 }
 
-/// Panels side by side, x = tasks on a log scale; y linear or log.
-pub(crate) fn lines(
-    path: &Path,
-    y_desc: &str,
-    log_y: bool,
-    panels: &[Panel],
-) -> Result<(), String> {
+/// Panels side by side, x = tasks on a log scale; y linear or log, written
+/// to `path` as SVG.
+///
+/// # Errors
+/// plotters' error, as text.
+pub fn lines(path: &Path, y_desc: &str, log_y: bool, panels: &[Panel]) -> Result<(), String> {
     let width = 520 * panels.len().max(1) as u32;
     let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
