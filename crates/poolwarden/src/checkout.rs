@@ -8,6 +8,7 @@
 //! [`PooledConnection`]. So a failed ping emits no `CheckedIn`, records no
 //! hold and counts no checkout.
 
+use std::future::Future;
 use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -128,49 +129,77 @@ impl<M: Manager> Shared<M> {
     /// timer, no allocation and no round trip; everything else happens in
     /// `checkout_slow`, under the checkout's bound, still without a timer
     /// or an allocation of its own while it waits.
-    pub(crate) async fn checkout(
+    ///
+    /// NOTE: a plain `fn` returning an `async move` block, not an
+    /// `async fn`: an `async fn` keeps its arguments twice in its state
+    /// (as arguments and as locals), and a waiting checkout's state is
+    /// touched on every wake-up; the same for `checkout_slow`.
+    // NOTE above: a plain `fn` on purpose.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn checkout(
         self: &Arc<Self>,
         location: &'static Location<'static>,
         timeout: Duration,
         until: Option<tokio::time::Instant>,
-    ) -> Result<PooledConnection<M>, PoolError> {
-        // Take part in tokio's cooperative budget like any semaphore
-        // acquire, so a task looping on an uncontended pool still lets its
-        // neighbours run. Before taking a connection: a forced yield here
-        // holds nothing.
-        tokio::task::coop::consume_budget().await;
+    ) -> impl Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
+        async move {
+            // Take part in tokio's cooperative budget like any semaphore
+            // acquire, so a task looping on an uncontended pool still lets
+            // its neighbours run. Before taking a connection: a forced
+            // yield here holds nothing.
+            tokio::task::coop::consume_budget().await;
+            let to_ping = match self.fast_path(location, until) {
+                Ok(done) => return done,
+                Err(to_ping) => to_ping,
+            };
+            self.checkout_slow(location, to_ping, timeout, until).await
+        }
+    }
+
+    /// The fast path: `Ok(result)` when it decided the checkout, else
+    /// `Err` for the slow path, with the connection it took if that one
+    /// needs a ping (one that must retire is closed here).
+    #[allow(clippy::type_complexity)]
+    fn fast_path(
+        self: &Arc<Self>,
+        location: &'static Location<'static>,
+        until: Option<tokio::time::Instant>,
+    ) -> Result<Result<PooledConnection<M>, PoolError>, Option<Live<M::Connection>>> {
         if !self.maintenance_running.load(Relaxed) {
             // Never started, or its runtime shut down (defect 4).
             self.start_maintenance();
         }
         if let Some(until) = until {
             if until <= tokio::time::Instant::now() {
-                return Err(self.timeout_error(Duration::ZERO));
+                return Ok(Err(self.timeout_error(Duration::ZERO)));
             }
         }
-        let mut pending = None;
-        if PID.with(|p| *p) == self.pid.load(Relaxed) {
-            match self.inv.try_take() {
-                Take::Got(live, idle_left) => {
-                    if idle_left < self.cfg.min_idle {
-                        // Refill min_idle now, not at the next maintenance
-                        // pass (defect 7).
-                        let _ = self.plan_connects(None);
-                    }
-                    match self.claim(live, location, clock::now()) {
-                        Claim::Ready(guard) => {
-                            #[cfg(feature = "metrics")]
-                            self.metrics.wait.record(0.0);
-                            return Ok(self.hand_out(guard, until));
-                        }
-                        other => pending = Some(other),
-                    }
+        if PID.with(|p| *p) != self.pid.load(Relaxed) {
+            return Err(None);
+        }
+        match self.inv.try_take() {
+            Take::Got(live, idle_left) => {
+                if idle_left < self.cfg.min_idle {
+                    // Refill min_idle now, not at the next maintenance
+                    // pass (defect 7).
+                    let _ = self.plan_connects(None);
                 }
-                Take::Closed => return Err(PoolError::Closed),
-                Take::Empty => {}
+                match self.claim(live, location, clock::now()) {
+                    Claim::Ready(guard) => {
+                        #[cfg(feature = "metrics")]
+                        self.metrics.wait.record(0.0);
+                        Ok(Ok(self.hand_out(guard, until)))
+                    }
+                    Claim::Retire(live, reason) => {
+                        self.close_conn(live, reason, false);
+                        Err(None)
+                    }
+                    Claim::Validate(live) => Err(Some(live)),
+                }
             }
+            Take::Closed => Ok(Err(PoolError::Closed)),
+            Take::Empty => Err(None),
         }
-        self.checkout_slow(location, pending, timeout, until).await
     }
 
     /// `try_get()`.
@@ -199,84 +228,101 @@ impl<M: Manager> Shared<M> {
     /// Everything but the fast path, bounded by the earlier of `timeout`
     /// and `until`. No timer of its own while it waits (the pool's sweeper
     /// wakes it at its deadline) and no allocation.
-    async fn checkout_slow(
+    // Not an `async fn`: see the NOTE on `checkout`.
+    #[allow(clippy::manual_async_fn)]
+    fn checkout_slow(
         self: &Arc<Self>,
         location: &'static Location<'static>,
-        mut pending: Option<Claim<M>>,
+        mut to_ping: Option<Live<M::Connection>>,
         timeout: Duration,
         until: Option<tokio::time::Instant>,
-    ) -> Result<PooledConnection<M>, PoolError> {
-        let start = tokio::time::Instant::now();
-        let mut deadline = clock::deadline_after(start, timeout);
-        if let Some(until) = until {
-            deadline = deadline.min(until);
-        }
-        if PID.with(|p| *p) != self.pid.load(Relaxed) {
-            // This thread saw another process id: read the real one (a
-            // syscall, so only here and in maintenance, F8).
-            self.check_fork();
-        }
-        let mut queued = Queued::new(self);
-        // `start` was read just now: the first wait needs no clock read of
-        // its own to know its deadline has not passed.
-        let mut fresh = true;
-        let result = loop {
-            match pending.take() {
-                Some(Claim::Ready(guard)) => break Ok(self.hand_out(guard, until)),
-                Some(Claim::Retire(live, reason)) => self.close_conn(live, reason, false),
-                Some(Claim::Validate(live)) => {
+    ) -> impl Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
+        async move {
+            let start = tokio::time::Instant::now();
+            let mut deadline = clock::deadline_after(start, timeout);
+            if let Some(until) = until {
+                deadline = deadline.min(until);
+            }
+            if PID.with(|p| *p) != self.pid.load(Relaxed) {
+                // This thread saw another process id: read the real one (a
+                // syscall, so only here and in maintenance, F8).
+                self.check_fork();
+            }
+            // Only a connection that needs a ping is carried across the
+            // loop (`to_ping`), so the state kept while waiting stays small.
+            let mut queued = Queued::new(self);
+            // `start` was read just now: the first wait needs no clock read of
+            // its own to know its deadline has not passed.
+            let mut fresh = true;
+            let result = loop {
+                if let Some(live) = to_ping.take() {
                     fresh = false; // the ping takes time
-                    let held = Held::new(self, live, CloseReason::ValidationFailed);
-                    // Boxed: a ping is rare (at most once per
-                    // `validation_bypass` per connection) and costs a round
-                    // trip anyway, while inline it would make every
-                    // checkout future as large as the manager's ping
-                    // future, and a waiting checkout's future is touched
-                    // on every wake-up.
-                    let live = match Box::pin(self.validate(held, deadline)).await {
-                        Ok(Some(live)) => live,
-                        Ok(None) => continue, // closed; wait for another
+                    match self.validated_checkout(live, location, deadline).await {
+                        Ok(Some(guard)) => break Ok(self.hand_out(guard, until)),
+                        Ok(None) => {} // closed; wait for another
                         Err(e) => break Err(e),
-                    };
-                    // The pool may have closed during the ping (defect 5).
-                    if self.inv.is_closed() {
-                        self.close_conn(live, CloseReason::PoolClosed, false);
-                        break Err(PoolError::Closed);
                     }
-                    // Just pinged: registered as a checkout, its bypass
-                    // window restarted (F1).
-                    let now = clock::now();
-                    let id = {
-                        let mut slot = live.slot.lock();
-                        slot.meta.last_ok = now;
-                        slot.register(live.index(), location, now)
-                    };
-                    let guard = PooledConnection::new(self, live, id, now);
-                    break Ok(self.hand_out(guard, until));
                 }
-                None => {}
-            }
-            let now = if std::mem::take(&mut fresh) {
-                start
-            } else {
-                tokio::time::Instant::now()
+                let passed = if std::mem::take(&mut fresh) {
+                    start >= deadline
+                } else {
+                    tokio::time::Instant::now() >= deadline
+                };
+                if passed {
+                    queued.leave();
+                    break Err(self.timeout_error(start.elapsed()));
+                }
+                let live = match self.wait_for_idle(&mut queued, deadline).await {
+                    Ok(Some(live)) => live,
+                    // The deadline passed: the check above says so.
+                    Ok(None) => continue,
+                    Err(e) => break Err(e),
+                };
+                match self.claim(live, location, clock::now()) {
+                    Claim::Ready(guard) => break Ok(self.hand_out(guard, until)),
+                    Claim::Retire(live, reason) => self.close_conn(live, reason, false),
+                    Claim::Validate(live) => to_ping = Some(live),
+                }
             };
-            if now >= deadline {
-                queued.leave();
-                break Err(self.timeout_error(start.elapsed()));
+            #[cfg(feature = "metrics")]
+            if result.is_ok() {
+                self.metrics.wait.record(start.elapsed().as_secs_f64());
             }
-            match self.wait_for_idle(&mut queued, deadline).await {
-                Ok(Some(live)) => pending = Some(self.claim(live, location, clock::now())),
-                // The deadline passed: the check above says so.
-                Ok(None) => {}
-                Err(e) => break Err(e),
-            }
-        };
-        #[cfg(feature = "metrics")]
-        if result.is_ok() {
-            self.metrics.wait.record(start.elapsed().as_secs_f64());
+            result
         }
-        result
+    }
+
+    /// Ping a claimed connection and, if it answered, register it as a
+    /// checkout. `Ok(None)`: it failed and was closed (take another).
+    ///
+    /// Boxed: a ping is rare (at most once per `validation_bypass` per
+    /// connection) and costs a round trip anyway, while inline it would make
+    /// every checkout future as large as the manager's ping future, and a
+    /// waiting checkout's future is touched on every wake-up.
+    async fn validated_checkout(
+        self: &Arc<Self>,
+        live: Live<M::Connection>,
+        location: &'static Location<'static>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<PooledConnection<M>>, PoolError> {
+        let held = Held::new(self, live, CloseReason::ValidationFailed);
+        let Some(live) = Box::pin(self.validate(held, deadline)).await? else {
+            return Ok(None);
+        };
+        // The pool may have closed during the ping (defect 5).
+        if self.inv.is_closed() {
+            self.close_conn(live, CloseReason::PoolClosed, false);
+            return Err(PoolError::Closed);
+        }
+        // Just pinged: registered as a checkout, its bypass window
+        // restarted (F1).
+        let now = clock::now();
+        let id = {
+            let mut slot = live.slot.lock();
+            slot.meta.last_ok = now;
+            slot.register(live.index(), location, now)
+        };
+        Ok(Some(PooledConnection::new(self, live, id, now)))
     }
 
     /// Ping a claimed connection, bounded by `validation_timeout` (and, from

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
 use std::task::Poll;
 
 use crate::call::{panic_message, CatchUnwind};
@@ -131,59 +132,64 @@ impl<M: Manager> Shared<M> {
     ///
     /// `Ok(None)` when `deadline` passed: the waiter has no timer of its
     /// own; the pool's sweeper wakes it (`deadlines.rs`).
-    pub(crate) async fn wait_for_idle(
-        self: &Arc<Self>,
-        queued: &mut Queued<'_, M>,
+    // Not an `async fn`: see the NOTE on `checkout`.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn wait_for_idle<'a, 'b: 'a>(
+        self: &'a Arc<Self>,
+        queued: &'a mut Queued<'b, M>,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<Live<M::Connection>>, PoolError> {
-        // The caller checked that `deadline` has not passed.
-        self.ensure_sweeper();
-        // Fail fast only with the error of an attempt that starts after now.
-        let since = Since {
-            attempts: self.inv.summary.attempts.load(Relaxed),
-            unresponsive: self.inv.summary.unresponsive_events.load(Relaxed),
-        };
-        // While the server is black-holed, how long this checkout waits for a
-        // round trip of its own before it fails with Unresponsive.
-        let mut probe_until: Option<tokio::time::Instant> = None;
-        let mut replan = false;
-        let mut wake_at = deadline;
-        loop {
-            let mut first = true;
-            let waited = std::future::poll_fn(|cx| loop {
-                let polled = self.inv.poll_wait(
-                    &mut queued.ticket,
-                    wake_at,
-                    |at| self.deadlines.publish(at),
-                    cx,
-                );
-                if polled.is_ready() || !std::mem::take(&mut first) {
-                    return polled.map(Ok);
-                }
-                // Queued (and registered for wake-ups) now, so an event
-                // from here on wakes it. Plan connects unless the pool is
-                // settled (full and healthy): the steady state costs no
-                // lock beyond the queue's.
-                if !std::mem::take(&mut replan) && self.inv.summary.settled.load(Relaxed) {
-                    return Poll::Pending;
-                }
-                match self.plan_wait(since, deadline, &mut probe_until) {
-                    // Poll again: it registers the new `wake_at` and sees
-                    // what happened meanwhile.
-                    Ok(at) => wake_at = at,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            })
-            .await?;
-            match waited {
-                Waited::Got(live) => return Ok(Some(live)),
-                Waited::Closed => return Err(PoolError::Closed),
-                Waited::Woken => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Ok(None);
+    ) -> impl Future<Output = Result<Option<Live<M::Connection>>, PoolError>> + Send + use<'a, 'b, M>
+    {
+        async move {
+            // The caller checked that `deadline` has not passed.
+            self.ensure_sweeper();
+            // Fail fast only with the error of an attempt that starts after now.
+            let since = Since {
+                attempts: self.inv.summary.attempts.load(Relaxed),
+                unresponsive: self.inv.summary.unresponsive_events.load(Relaxed),
+            };
+            // While the server is black-holed, how long this checkout waits for a
+            // round trip of its own before it fails with Unresponsive.
+            let mut probe_until: Option<tokio::time::Instant> = None;
+            let mut replan = false;
+            let mut wake_at = deadline;
+            loop {
+                let mut first = true;
+                let waited = std::future::poll_fn(|cx| loop {
+                    let polled = self.inv.poll_wait(
+                        &mut queued.ticket,
+                        wake_at,
+                        |at| self.deadlines.publish(at),
+                        cx,
+                    );
+                    if polled.is_ready() || !std::mem::take(&mut first) {
+                        return polled.map(Ok);
                     }
-                    self.ensure_sweeper();
-                    replan = true;
+                    // Queued (and registered for wake-ups) now, so an event
+                    // from here on wakes it. Plan connects unless the pool is
+                    // settled (full and healthy): the steady state costs no
+                    // lock beyond the queue's.
+                    if !std::mem::take(&mut replan) && self.inv.summary.settled.load(Relaxed) {
+                        return Poll::Pending;
+                    }
+                    match self.plan_wait(since, deadline, &mut probe_until) {
+                        // Poll again: it registers the new `wake_at` and sees
+                        // what happened meanwhile.
+                        Ok(at) => wake_at = at,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                })
+                .await?;
+                match waited {
+                    Waited::Got(live) => return Ok(Some(live)),
+                    Waited::Closed => return Err(PoolError::Closed),
+                    Waited::Woken => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Ok(None);
+                        }
+                        self.ensure_sweeper();
+                        replan = true;
+                    }
                 }
             }
         }

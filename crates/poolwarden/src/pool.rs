@@ -71,7 +71,7 @@ impl<M: Manager> Pool<M> {
     ) -> impl std::future::Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
         let location = std::panic::Location::caller();
         let timeout = self.shared.cfg.checkout_timeout;
-        async move { self.shared.checkout(location, timeout, None).await }
+        self.shared.checkout(location, timeout, None)
     }
 
     /// Like [`get`](Pool::get), but the wait (and validation) ends at
@@ -93,11 +93,7 @@ impl<M: Manager> Pool<M> {
     ) -> impl std::future::Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
         let location = std::panic::Location::caller();
         let timeout = self.shared.cfg.checkout_timeout;
-        async move {
-            self.shared
-                .checkout(location, timeout, Some(deadline))
-                .await
-        }
+        self.shared.checkout(location, timeout, Some(deadline))
     }
 
     /// Like [`get`](Pool::get) with another timeout.
@@ -113,7 +109,7 @@ impl<M: Manager> Pool<M> {
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<PooledConnection<M>, PoolError>> + Send + '_ {
         let location = std::panic::Location::caller();
-        async move { self.shared.checkout(location, timeout, None).await }
+        self.shared.checkout(location, timeout, None)
     }
 
     /// Check out an idle connection that needs no ping, without waiting.
