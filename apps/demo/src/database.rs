@@ -43,7 +43,7 @@ pub(crate) struct Database<B: Store> {
     pub(crate) pool: Pool<B>,
     pub(crate) url: String,
     /// Set when the demo started its own server.
-    pub(crate) private: Option<MariaDb>,
+    pub(crate) private: Option<PrivateServer>,
 }
 
 /// Whether something accepts TCP connections at host:port.
@@ -65,15 +65,6 @@ fn is_loopback(host: &str, port: u16) -> bool {
         .to_socket_addrs()
         .map(|mut a| a.all(|a: SocketAddr| a.ip().is_loopback()))
         .unwrap_or(false)
-}
-
-/// Start a private MariaDB server (blocking; run off the runtime).
-pub(crate) async fn start_private(
-    args: Vec<String>,
-) -> Result<MariaDb, poolwarden_testkit::TestkitError> {
-    tokio::task::spawn_blocking(move || MariaDb::builder().args(args).start())
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// A private server of either kind (the replay's and the load tool's);
@@ -167,13 +158,12 @@ pub(crate) async fn open<B: Store>(
         if given || !is_loopback(&host, port) || B::BACKEND != Backend::MySql {
             return Err(OpenError::Unreachable { addr });
         }
-        let server =
-            start_private(Vec::new())
-                .await
-                .map_err(|source| OpenError::PrivateServer {
-                    addr: addr.clone(),
-                    source,
-                })?;
+        let server = PrivateServer::start(Backend::MySql, None)
+            .await
+            .map_err(|source| OpenError::PrivateServer {
+                addr: addr.clone(),
+                source,
+            })?;
         url = server.url();
         tracing::warn!(
             "\n{line}\n  nothing answers at {addr} (the default database URL), so the demo\n  started a PRIVATE MariaDB server for this run at {url}.\n  ITS DATA IS THROWN AWAY WHEN THE DEMO STOPS. Give --database-url to keep data.\n{line}",
