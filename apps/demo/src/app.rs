@@ -5,39 +5,48 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef, Request};
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use poolwarden::{Manager, Pool};
 use poolwarden_axum::{DeadlineLayer, TxLayer};
-use poolwarden_mysql::MySqlManager;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::api::error::{body, ApiError};
+use crate::api::respond::json_errors;
+use crate::api::retry::RetryLostRaces;
 use crate::api::{accounts, input, orders, reports};
-use crate::database::DemoPool;
 use crate::settings::{HttpSettings, ReportSettings};
+use crate::store::Store;
 
 /// What handlers share.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) pool: DemoPool,
+pub(crate) struct AppState<B: Manager> {
+    pub(crate) pool: Pool<B>,
     pub(crate) reports: Arc<reports::Reports>,
     /// `Some` only in the incident replay: enables `POST /reports/legacy`.
     pub(crate) legacy_hold: Option<Duration>,
 }
 
-impl FromRef<AppState> for Pool<MySqlManager> {
-    fn from_ref(state: &AppState) -> Self {
+impl<B: Manager> Clone for AppState<B> {
+    fn clone(&self) -> Self {
+        AppState {
+            pool: self.pool.clone(),
+            reports: self.reports.clone(),
+            legacy_hold: self.legacy_hold,
+        }
+    }
+}
+
+impl<B: Manager> FromRef<AppState<B>> for Pool<B> {
+    fn from_ref(state: &AppState<B>) -> Self {
         state.pool.clone()
     }
 }
 
-impl AppState {
-    pub(crate) fn new(pool: DemoPool, reports: ReportSettings) -> Self {
+impl<B: Manager> AppState<B> {
+    pub(crate) fn new(pool: Pool<B>, reports: ReportSettings) -> Self {
         AppState {
             pool,
             reports: Arc::new(reports::Reports::new(reports)),
@@ -46,33 +55,48 @@ impl AppState {
     }
 }
 
-/// The API and `/health`, with JSON bodies on every error status and the
-/// request and body timeouts of `http`.
-pub(crate) fn router(state: AppState, http: &HttpSettings) -> Router {
+/// The API and `/health`, with JSON bodies carrying the request's id on
+/// every error status and the request and body timeouts of `http`.
+pub(crate) fn router<B: Store>(state: AppState<B>, http: &HttpSettings) -> Router {
+    finish(routes(state, http))
+}
+
+/// The outermost layer, added last: every error answer, whoever made it,
+/// leaves as the one JSON error shape with the request's id
+/// (`api/respond.rs`). Layers a caller adds to [`routes`] go inside it.
+pub(crate) fn finish(routes: Router) -> Router {
+    routes.layer(middleware::from_fn(json_errors))
+}
+
+/// [`router`] without its outermost layer (see [`finish`]).
+pub(crate) fn routes<B: Store>(state: AppState<B>, http: &HttpSettings) -> Router {
+    // Each write is one transaction (TxLayer), run again whole when it lost
+    // a race (RetryLostRaces, outside it).
     let writes = Router::new()
-        .route("/accounts", post(accounts::create))
-        .route("/accounts/{id}/orders", post(orders::create))
-        .layer(TxLayer::new());
+        .route("/accounts", post(accounts::create::<B>))
+        .route("/accounts/{id}/orders", post(orders::create::<B>))
+        .layer(TxLayer::new())
+        .layer(RetryLostRaces);
     Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route("/accounts", get(accounts::list))
+        .route("/accounts", get(accounts::list::<B>))
         .route(
             "/accounts/{id}",
-            get(accounts::get)
-                .patch(accounts::update)
-                .delete(accounts::delete),
+            get(accounts::get::<B>)
+                .patch(accounts::update::<B>)
+                .delete(accounts::delete::<B>),
         )
-        .route("/accounts/{id}/orders", get(orders::list))
+        .route("/accounts/{id}/orders", get(orders::list::<B>))
         .merge(writes)
         .route(
             "/orders/{id}",
-            get(orders::get)
-                .patch(orders::update)
-                .delete(orders::delete),
+            get(orders::get::<B>)
+                .patch(orders::update::<B>)
+                .delete(orders::delete::<B>),
         )
-        .route("/reports", post(reports::create))
-        .route("/reports/legacy", post(reports::legacy))
-        .route("/reports/{id}", get(reports::get))
+        .route("/reports", post(reports::create::<B>))
+        .route("/reports/legacy", post(reports::legacy::<B>))
+        .route("/reports/{id}", get(reports::get::<B>))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async {
             body(
@@ -87,7 +111,6 @@ pub(crate) fn router(state: AppState, http: &HttpSettings) -> Router {
         // The request's deadline: checkouts wait at most until it, the
         // handler is dropped past it (504), its connections are closed.
         .layer(DeadlineLayer::new(http.request_timeout))
-        .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
 
@@ -101,42 +124,5 @@ pub(crate) fn admin_router<M: Manager>(
     if let Some(handle) = metrics {
         admin = admin.merge(poolwarden_axum::metrics_router(handle));
     }
-    admin
-        .fallback(|| async { ApiError::NotFound("route") })
-        .layer(middleware::from_fn(json_errors))
-}
-
-/// Every error status gets a JSON body: responses the framework or a layer
-/// made (404, 405, 408, 413, ...) have none or a text one; they are
-/// replaced by `{"error": code, "message": reason}`.
-async fn json_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let code = status
-        .canonical_reason()
-        .unwrap_or("error")
-        .to_ascii_lowercase()
-        .replace(' ', "_");
-    let message = match status {
-        StatusCode::REQUEST_TIMEOUT => "the request body was not sent in time".to_owned(),
-        StatusCode::PAYLOAD_TOO_LARGE => format!(
-            "request body too large: the limit is {} KiB",
-            input::BODY_LIMIT / 1024
-        ),
-        _ => status.canonical_reason().unwrap_or("error").to_owned(),
-    };
-    let mut json = body(status, &code, &message);
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            json.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    json
+    finish(admin.fallback(|| async { ApiError::NotFound("route") }))
 }

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::store::Backend;
 
 /// The default database: the machine's MariaDB.
 pub(crate) const DEFAULT_DATABASE_URL: &str = "mysql://root@127.0.0.1:3306/test";
@@ -20,7 +22,8 @@ pub(crate) struct Cli {
     /// What to run (default: serve).
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
-    /// Database URL. When nothing answers at the default URL, a private
+    /// Database URL: `mysql://` / `mariadb://` or `postgres://` /
+    /// `postgresql://`. When nothing answers at the default URL, a private
     /// MariaDB server is started for the demo (and the log says so).
     #[arg(long, env = "DATABASE_URL")]
     pub(crate) database_url: Option<String>,
@@ -47,20 +50,27 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the API service (the default).
     Serve,
-    /// Replay the post-mortem on a private MariaDB with wait_timeout=5:
-    /// background work leaks connections while requests flow, once with
-    /// health checks and leak detection off, once with poolwarden's
-    /// defaults; prints both side by side.
+    /// Replay the post-mortem on a private server that closes idle
+    /// sessions after 5 s (MariaDB's wait_timeout, PostgreSQL's
+    /// idle_session_timeout): background work leaks connections while
+    /// requests flow, once with health checks and leak detection off, once
+    /// with poolwarden's defaults; prints both side by side.
     ReplayIncident {
         /// Seconds each run lasts.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Which server to replay on.
+        #[arg(long, value_enum, default_value_t = Server::Mariadb)]
+        server: Server,
     },
-    /// Measure the demo on loopback against a private MariaDB: `clients`
+    /// Measure the demo on loopback against a private server: `clients`
     /// keep-alive connections reading accounts for `seconds`, once quiet and
     /// once with `flooders` more connections posting reports; prints both
     /// side by side (BENCHMARKS.md).
     Load {
+        /// Which server to run on.
+        #[arg(long, value_enum, default_value_t = Server::Mariadb)]
+        server: Server,
         /// Reading connections.
         #[arg(long, default_value_t = 50)]
         clients: u32,
@@ -71,4 +81,22 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+}
+
+/// A private server the subcommands can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Server {
+    /// MariaDB.
+    Mariadb,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Server {
+    pub(crate) fn backend(self) -> Backend {
+        match self {
+            Server::Mariadb => Backend::MySql,
+            Server::Postgres => Backend::Postgres,
+        }
+    }
 }

@@ -1,23 +1,22 @@
 //! Reaching the database: the URL the user gave, or, only for the default
-//! URL on a machine with no server, a private one (with a banner saying its
-//! data is thrown away); then the pool and the schema.
+//! URL on a machine with no server, a private MariaDB (with a banner saying
+//! its data is thrown away); then the pool and the schema. The URL's scheme
+//! picks the backend ([`Backend`]): `mysql://` / `mariadb://` or
+//! `postgres://` / `postgresql://`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use poolwarden::redact::Redactor;
 use poolwarden::{Pool, PoolConfig, StartError};
-use poolwarden_mysql::MySqlManager;
-use poolwarden_testkit::MariaDb;
+use poolwarden_testkit::{MariaDb, Postgres};
 
 use crate::schema;
-
-/// The demo's pool type.
-pub(crate) type DemoPool = Pool<MySqlManager>;
+use crate::store::{Backend, QueryError, Store};
 
 /// Why the database could not be reached.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum DbError {
+pub(crate) enum OpenError {
     /// `url` and `reason` are redacted (a parser's message may quote the
     /// password).
     #[error("invalid database URL {url}: {reason}; fix --database-url, DATABASE_URL or database_url in the config file")]
@@ -31,18 +30,20 @@ pub(crate) enum DbError {
     },
     #[error("cannot open the pool")]
     Pool(#[from] StartError),
+    #[error("the database URL's scheme is not mysql://, mariadb://, postgres:// or postgresql://; fix --database-url, DATABASE_URL or database_url in the config file")]
+    Scheme,
     #[error("cannot create the schema")]
-    Schema(#[source] mysql_async::Error),
+    Schema(#[source] QueryError),
     #[error("cannot check out a connection for the schema")]
     Checkout(#[source] poolwarden::PoolError),
 }
 
 /// The database in use; keeps a private server alive while it lives.
-pub(crate) struct Database {
-    pub(crate) pool: DemoPool,
+pub(crate) struct Database<B: Store> {
+    pub(crate) pool: Pool<B>,
     pub(crate) url: String,
     /// Set when the demo started its own server.
-    pub(crate) private: Option<MariaDb>,
+    pub(crate) private: Option<PrivateServer>,
 }
 
 /// Whether something accepts TCP connections at host:port.
@@ -66,22 +67,76 @@ fn is_loopback(host: &str, port: u16) -> bool {
         .unwrap_or(false)
 }
 
-/// Start a private MariaDB server (blocking; run off the runtime).
-pub(crate) async fn start_private(
-    args: Vec<String>,
-) -> Result<MariaDb, poolwarden_testkit::TestkitError> {
-    tokio::task::spawn_blocking(move || MariaDb::builder().args(args).start())
+/// A private server of either kind (the replay's and the load tool's);
+/// killed, its data removed, when dropped.
+pub(crate) enum PrivateServer {
+    MariaDb(MariaDb),
+    Postgres(Postgres),
+}
+
+impl PrivateServer {
+    /// A private server for `backend`; with `idle_timeout`, it closes
+    /// sessions idle that long (`wait_timeout` on MariaDB,
+    /// `idle_session_timeout` on PostgreSQL).
+    ///
+    /// # Errors
+    /// The server would not start.
+    pub(crate) async fn start(
+        backend: Backend,
+        idle_timeout: Option<Duration>,
+    ) -> Result<PrivateServer, poolwarden_testkit::TestkitError> {
+        let secs = idle_timeout.map(|t| t.as_secs().max(1));
+        tokio::task::spawn_blocking(move || match backend {
+            Backend::MySql => {
+                let args = secs.map_or_else(Vec::new, |s| {
+                    vec![
+                        format!("--wait-timeout={s}"),
+                        format!("--interactive-timeout={s}"),
+                    ]
+                });
+                MariaDb::builder()
+                    .args(args)
+                    .start()
+                    .map(PrivateServer::MariaDb)
+            }
+            Backend::Postgres => {
+                let mut b = Postgres::builder();
+                if let Some(s) = secs {
+                    b = b.setting("idle_session_timeout", &format!("{s}s"));
+                }
+                b.start().map(PrivateServer::Postgres)
+            }
+        })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Its URL (the superuser's, on its test database).
+    pub(crate) fn url(&self) -> String {
+        match self {
+            PrivateServer::MariaDb(s) => s.url(),
+            PrivateServer::Postgres(s) => {
+                s.url_for(Postgres::SUPERUSER, "", Postgres::TEST_DATABASE)
+            }
+        }
+    }
 }
 
 /// The error for a URL that does not parse, with nothing secret in it.
-fn bad_url(url: &str, source: &dyn std::fmt::Display) -> DbError {
+fn bad_url(url: &str, reason: &str) -> OpenError {
     let r = Redactor::for_url(url);
-    DbError::Url {
+    OpenError::Url {
         url: format!("{:?}", r.text(url)),
-        reason: r.text(&source.to_string()),
+        reason: r.text(reason),
     }
+}
+
+/// The backend `url` is for.
+///
+/// # Errors
+/// A scheme the demo does not serve.
+pub(crate) fn backend(url: &str) -> Result<Backend, OpenError> {
+    Backend::of_url(url).ok_or(OpenError::Scheme)
 }
 
 /// Reach the server at `url` and open the pool (failing fast on bad
@@ -89,19 +144,23 @@ fn bad_url(url: &str, source: &dyn std::fmt::Display) -> DbError {
 /// default) and nothing answers on its loopback address, a private MariaDB
 /// is started instead, announced by a banner; a URL the user gave is used
 /// or the demo fails to start.
-pub(crate) async fn open(url: &str, given: bool, pool: PoolConfig) -> Result<Database, DbError> {
-    let opts = mysql_async::Opts::from_url(url).map_err(|e| bad_url(url, &e))?;
-    let (host, port) = (opts.ip_or_hostname().to_owned(), opts.tcp_port());
+pub(crate) async fn open<B: Store>(
+    url: &str,
+    given: bool,
+    pool: PoolConfig,
+) -> Result<Database<B>, OpenError> {
+    let (host, port) = B::address(url).map_err(|e| bad_url(url, &e))?;
     let mut url = url.to_owned();
     let mut private = None;
     if !answers(&host, port).await {
         let addr = format!("{host}:{port}");
-        if given || !is_loopback(&host, port) {
-            return Err(DbError::Unreachable { addr });
+        // NOTE: only the default URL (MariaDB on loopback) may fall back.
+        if given || !is_loopback(&host, port) || B::BACKEND != Backend::MySql {
+            return Err(OpenError::Unreachable { addr });
         }
-        let server = start_private(Vec::new())
+        let server = PrivateServer::start(Backend::MySql, None)
             .await
-            .map_err(|source| DbError::PrivateServer {
+            .map_err(|source| OpenError::PrivateServer {
                 addr: addr.clone(),
                 source,
             })?;
@@ -112,16 +171,17 @@ pub(crate) async fn open(url: &str, given: bool, pool: PoolConfig) -> Result<Dat
         );
         private = Some(server);
     }
-    let pool = open_pool(&url, pool).await?;
+    let pool = open_pool::<B>(&url, pool).await?;
     schema::migrate(&pool).await?;
     Ok(Database { pool, url, private })
 }
 
 /// Build a pool for `url` and open its first connection.
-pub(crate) async fn open_pool(url: &str, config: PoolConfig) -> Result<DemoPool, DbError> {
-    let manager = MySqlManager::from_url(url)
-        .map_err(|e| bad_url(url, &e))?
-        .init_sql(schema::INIT_SQL.iter().copied());
+pub(crate) async fn open_pool<B: Store>(
+    url: &str,
+    config: PoolConfig,
+) -> Result<Pool<B>, OpenError> {
+    let manager = B::manager(url).map_err(|e| bad_url(url, &e))?;
     Ok(Pool::builder(manager)
         .config(config)
         .build_and_connect()

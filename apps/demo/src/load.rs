@@ -1,7 +1,7 @@
 //! `load`: the demo under a bounded load on loopback, once quiet and once
 //! with a flood of report requests, side by side (BENCHMARKS.md).
 //!
-//! A private MariaDB, the demo's real router and HTTP server on
+//! A private MariaDB or PostgreSQL, the demo's real router and HTTP server on
 //! 127.0.0.1, `clients` keep-alive connections each sending
 //! `GET /accounts/{id}` back to back for `seconds`; in the second run
 //! `flooders` more connections send `POST /reports` back to back (answered
@@ -17,10 +17,13 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use poolwarden::PoolConfig;
+use poolwarden_mysql::MySqlManager;
+use poolwarden_postgres::PgManager;
 
 use crate::app::{self, AppState};
-use crate::database;
+use crate::database::{self, PrivateServer};
 use crate::settings::{HttpSettings, ReportSettings};
+use crate::store::{Backend, Store};
 
 /// Requests per client at most, whatever the duration.
 const MAX_PER_CLIENT: u64 = 2_000_000;
@@ -39,18 +42,31 @@ struct Figures {
 
 /// Run both loads and print a Markdown table.
 pub(crate) async fn run(
+    backend: Backend,
     clients: u32,
     flooders: u32,
     seconds: u64,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let server = database::start_private(Vec::new()).await?;
-    let db = database::open(&server.url(), true, PoolConfig::default()).await?;
+    match backend {
+        Backend::MySql => run_on::<MySqlManager>(clients, flooders, seconds).await,
+        Backend::Postgres => run_on::<PgManager>(clients, flooders, seconds).await,
+    }
+}
+
+async fn run_on<B: Store>(
+    clients: u32,
+    flooders: u32,
+    seconds: u64,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let server = PrivateServer::start(B::BACKEND, None).await?;
+    let db = database::open::<B>(&server.url(), true, PoolConfig::default()).await?;
     {
         let mut conn = db.pool.get().await?;
         for i in 0..ACCOUNTS {
-            conn.exec_drop(
-                "INSERT INTO demo_accounts (name, email) VALUES (?, ?)",
-                (format!("load {i}"), format!("load{i}@example.com")),
+            B::insert_account(
+                &mut conn,
+                &format!("load {i}"),
+                &format!("load{i}@example.com"),
             )
             .await?;
         }
@@ -75,6 +91,10 @@ pub(crate) async fn run(
     let _ = serving.await;
     reports.drain(Duration::from_secs(60)).await;
     db.pool.close().await;
+    println!(
+        "{} (private server), {clients} readers, {flooders} flooders, {seconds} s per run\n",
+        B::SERVER
+    );
     println!("| run | reads/s | p50 | p99 | read errors | reports 202 | reports 429 |");
     println!("|---|---|---|---|---|---|---|");
     for (name, f) in [("quiet", &quiet), ("report flood", &flood)] {

@@ -1,6 +1,7 @@
 //! The post-mortem's API service, rebuilt on poolwarden: a JSON API of
-//! accounts and orders on MariaDB whose background work takes its own,
-//! labelled connections; `replay-incident` replays the post-mortem.
+//! accounts and orders on MariaDB/MySQL or PostgreSQL whose background work
+//! takes its own, labelled connections; `replay-incident` replays the
+//! post-mortem.
 
 mod api;
 mod app;
@@ -13,6 +14,7 @@ mod replay;
 mod schema;
 mod serve;
 mod settings;
+mod store;
 #[cfg(test)]
 mod tests;
 
@@ -48,12 +50,15 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::run(settings, cli.run_for).await,
-            Command::ReplayIncident { seconds } => replay::run(seconds).await,
+            Command::ReplayIncident { seconds, server } => {
+                replay::run(server.backend(), seconds).await
+            }
             Command::Load {
+                server,
                 clients,
                 flooders,
                 seconds,
-            } => load::run(clients, flooders, seconds).await,
+            } => load::run(server.backend(), clients, flooders, seconds).await,
         }
     });
     match result {

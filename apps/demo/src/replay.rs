@@ -1,5 +1,6 @@
-//! `replay-incident`: the post-mortem, replayed on a private MariaDB with
-//! `wait_timeout = 5`. Requests flow through the real router while
+//! `replay-incident`: the post-mortem, replayed on a private server that
+//! closes sessions idle for 5 s (MariaDB's `wait_timeout`, PostgreSQL's
+//! `idle_session_timeout`). Requests flow through the real router while
 //! background work, started from requests, keeps its connections long after
 //! its query (the post-mortem's bug). Run once with health checks and leak
 //! detection off (the post-mortem's setup) and once with poolwarden's
@@ -15,10 +16,15 @@ use parking_lot::Mutex;
 use poolwarden::{CloseReason, Event, Observer, PoolConfig};
 use tower::ServiceExt;
 
+use poolwarden::Pool;
+use poolwarden_mysql::MySqlManager;
+use poolwarden_postgres::PgManager;
+
 use crate::api::error::ErrorDetail;
 use crate::api::reports::legacy_hold;
 use crate::app::{self, AppState};
-use crate::database::{self, DemoPool};
+use crate::database::{self, PrivateServer};
+use crate::store::{Backend, Store};
 
 const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TASKS: usize = 8;
@@ -100,12 +106,20 @@ pub(crate) struct Outcome {
     reports: Vec<(f64, String)>,
     closed: Vec<(CloseReason, u64)>,
     invalidations: u64,
+    /// The server's setting in the role of `wait_timeout`.
+    idle_setting: &'static str,
 }
 
 /// Run both setups and print them side by side. Exit 0 when the defaults
 /// let no error reach a request and named the culprit.
-pub(crate) async fn run(seconds: u64) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let outcomes = replay(seconds).await?;
+pub(crate) async fn run(
+    backend: Backend,
+    seconds: u64,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let outcomes = match backend {
+        Backend::MySql => replay::<MySqlManager>(seconds).await?,
+        Backend::Postgres => replay::<PgManager>(seconds).await?,
+    };
     print_summary(&outcomes);
     Ok(if outcomes[1].verdict() {
         ExitCode::SUCCESS
@@ -114,23 +128,33 @@ pub(crate) async fn run(seconds: u64) -> Result<ExitCode, Box<dyn std::error::Er
     })
 }
 
-/// Both runs on one private server with `wait_timeout = 5`.
-pub(crate) async fn replay(seconds: u64) -> Result<Vec<Outcome>, Box<dyn std::error::Error>> {
+/// The server setting that closes idle sessions, by backend.
+fn idle_setting(backend: Backend) -> &'static str {
+    match backend {
+        Backend::MySql => "wait_timeout",
+        Backend::Postgres => "idle_session_timeout",
+    }
+}
+
+/// Both runs on one private server that closes sessions idle for 5 s.
+pub(crate) async fn replay<B: Store>(
+    seconds: u64,
+) -> Result<Vec<Outcome>, Box<dyn std::error::Error>> {
     println!(
-        "replay-incident: starting a private MariaDB with wait_timeout={}s ...",
+        "replay-incident: starting a private {} with {}={}s ...",
+        B::SERVER,
+        idle_setting(B::BACKEND),
         WAIT_TIMEOUT.as_secs()
     );
-    let server = database::start_private(vec![
-        format!("--wait-timeout={}", WAIT_TIMEOUT.as_secs()),
-        format!("--interactive-timeout={}", WAIT_TIMEOUT.as_secs()),
-    ])
-    .await?;
+    let server = PrivateServer::start(B::BACKEND, Some(WAIT_TIMEOUT)).await?;
     let url = server.url();
-    seed(&url).await?;
+    seed::<B>(&url).await?;
     let mut outcomes = Vec::new();
     for setup in [Setup::HealthChecksOff, Setup::Defaults] {
         println!("replay-incident: {} for {seconds}s ...", setup.title());
-        outcomes.push(run_once(&url, setup, Duration::from_secs(seconds)).await?);
+        let mut outcome = run_once::<B>(&url, setup, Duration::from_secs(seconds)).await?;
+        outcome.idle_setting = idle_setting(B::BACKEND);
+        outcomes.push(outcome);
     }
     drop(server);
     Ok(outcomes)
@@ -143,39 +167,36 @@ impl Outcome {
     }
 }
 
-async fn seed(url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let pool = database::open_pool(url, PoolConfig::default()).await?;
+async fn seed<B: Store>(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let pool = database::open_pool::<B>(url, PoolConfig::default()).await?;
     crate::schema::migrate(&pool).await?;
     let mut conn = pool.get().await?;
     for i in 1..=ACCOUNTS {
-        conn.exec_drop(
-            "INSERT IGNORE INTO demo_accounts (id, name, email) VALUES (?, ?, ?)",
-            (i, format!("account {i}"), format!("a{i}@example.com")),
+        let id = B::insert_account(
+            &mut conn,
+            &format!("account {i}"),
+            &format!("a{i}@example.com"),
         )
         .await?;
-        conn.exec_drop(
-            "INSERT INTO demo_orders (account_id, amount_cents, status) VALUES (?, ?, 'paid')",
-            (i, i * 100),
-        )
-        .await?;
+        B::insert_order(&mut conn, id, i as i64 * 100, "paid").await?;
     }
     drop(conn);
     pool.close().await;
     Ok(())
 }
 
-async fn run_once(
+async fn run_once<B: Store>(
     url: &str,
     setup: Setup,
     length: Duration,
 ) -> Result<Outcome, Box<dyn std::error::Error>> {
     let watch = Arc::new(Watch(Mutex::new(Seen::default())));
-    let mut manager = poolwarden_mysql::MySqlManager::from_url(url)?;
+    let mut manager = B::manager(url)?;
     if let Setup::HealthChecksOff = setup {
         // The post-mortem's pool knew nothing of the server's wait_timeout.
-        manager = manager.discover_server_timeout(false);
+        manager = manager.ignore_server_timeout();
     }
-    let pool: DemoPool = poolwarden::Pool::builder(manager)
+    let pool: Pool<B> = Pool::builder(manager)
         .config(setup.config())
         .observer(watch.clone())
         .build()?;
@@ -250,6 +271,7 @@ async fn run_once(
         errors,
         error_kinds,
         reports,
+        idle_setting: "",
         closed: CloseReason::ALL
             .iter()
             .map(|r| (*r, status.closed.get(*r)))
@@ -261,7 +283,8 @@ async fn run_once(
 
 fn print_summary(outcomes: &[Outcome]) {
     println!();
-    println!("== replay-incident: wait_timeout={}s; background work keeps its connection {}s after its query",
+    let setting = outcomes.first().map_or("wait_timeout", |o| o.idle_setting);
+    println!("== replay-incident: {setting}={}s; background work keeps its connection {}s after its query",
         WAIT_TIMEOUT.as_secs(), legacy_hold(WAIT_TIMEOUT).as_secs());
     let w = 34;
     print!("{:<w$}", "");

@@ -17,9 +17,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use poolwarden_mysql::MySqlManager;
+use poolwarden_postgres::PgManager;
+
 use crate::api::error::ApiError;
+use crate::api::idempotency;
 use crate::app::{self, AppState};
 use crate::settings::Settings;
+use crate::store::{Backend, Store};
 use crate::{database, http};
 
 /// How long accepted reports get to finish at shutdown, at most.
@@ -32,14 +37,26 @@ const ANSWER_GRACE: Duration = Duration::from_millis(200);
 /// The shutdown's deadline, once a signal came (`None` until then).
 type StopAt = watch::Receiver<Option<Instant>>;
 
-/// Run the service until Ctrl-C, SIGTERM or `run_for` seconds.
+/// Run the service until Ctrl-C, SIGTERM or `run_for` seconds, on the
+/// backend the database URL's scheme names.
 ///
 /// Both listeners are bound first (a port in use fails the start before
 /// anything touches the database), then the database is reached and the
-/// schema migrated, then requests are served. At shutdown: stop accepting,
-/// let open requests finish, let accepted reports finish, close the pool;
-/// all of it by one deadline, `close_timeout` after the signal.
+/// schema migrated, then requests are served, and expired idempotency keys
+/// deleted in the background. At shutdown: stop accepting, let open
+/// requests finish, let accepted reports finish, close the pool; all of it
+/// by one deadline, `close_timeout` after the signal.
 pub(crate) async fn run(
+    settings: Settings,
+    run_for: Option<u64>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    match database::backend(&settings.database_url)? {
+        Backend::MySql => run_on::<MySqlManager>(settings, run_for).await,
+        Backend::Postgres => run_on::<PgManager>(settings, run_for).await,
+    }
+}
+
+async fn run_on<B: Store>(
     settings: Settings,
     run_for: Option<u64>,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -54,7 +71,7 @@ pub(crate) async fn run(
     let metrics = poolwarden_axum::install_prometheus()
         .map_err(|e| tracing::warn!(error = %e, "metrics disabled"))
         .ok();
-    let db = database::open(
+    let db = database::open::<B>(
         &settings.database_url,
         settings.url_given,
         settings.pool.clone(),
@@ -63,13 +80,25 @@ pub(crate) async fn run(
     let state = AppState::new(db.pool.clone(), settings.reports.clone());
     let reports = state.reports.clone();
     let (stop_tx, stop_rx) = watch::channel(None::<Instant>);
-    let router = app::router(state, &settings.http).layer(middleware::from_fn_with_state(
-        stop_rx.clone(),
-        cut_at_shutdown_deadline,
+    // Inside the outermost layer: the 503 of a cut request gets the JSON
+    // error shape with its request id too.
+    let router = app::finish(app::routes(state, &settings.http).layer(
+        middleware::from_fn_with_state(stop_rx.clone(), cut_at_shutdown_deadline),
+    ));
+    let expiry = tokio::spawn(idempotency::expire_until(
+        db.pool.clone(),
+        settings.idempotency.clone(),
+        {
+            let rx = stop_rx.clone();
+            async move {
+                stop_deadline(rx).await;
+            }
+        },
     ));
     let admin = app::admin_router(db.pool.clone(), metrics);
     tracing::info!(
-        "listening on http://{addr} (database {}{}); try: curl http://{addr}/accounts ; operators: http://{admin_addr}/debug/pool and /metrics",
+        "listening on http://{addr} ({} at {}{}); try: curl http://{addr}/accounts ; operators: http://{admin_addr}/debug/pool and /metrics",
+        B::SERVER,
         poolwarden::redact::url(&db.url),
         if db.private.is_some() { ", a PRIVATE server whose data is thrown away on exit" } else { "" }
     );
@@ -84,6 +113,7 @@ pub(crate) async fn run(
     let (api, ops, ()) = tokio::join!(api, ops, signal);
     api?;
     ops?;
+    let _ = expiry.await;
     let stop_at = (*stop_tx.borrow()).unwrap_or_else(Instant::now);
     tracing::info!(held = reports.held(), "waiting for accepted reports");
     let left = stop_at.saturating_duration_since(Instant::now());

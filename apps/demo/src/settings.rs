@@ -24,6 +24,7 @@ pub(crate) struct Settings {
     pub(crate) pool: PoolConfig,
     pub(crate) http: HttpSettings,
     pub(crate) reports: ReportSettings,
+    pub(crate) idempotency: IdempotencySettings,
 }
 
 /// The config file's shape.
@@ -36,6 +37,7 @@ struct FileSettings {
     pool: Option<PoolConfig>,
     http: Option<HttpSettings>,
     reports: Option<ReportSettings>,
+    idempotency: Option<IdempotencySettings>,
 }
 
 /// HTTP limits (`[http]` in the config file).
@@ -100,6 +102,33 @@ impl Default for ReportSettings {
     }
 }
 
+/// `Idempotency-Key` retention (`[idempotency]` in the config file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct IdempotencySettings {
+    /// How long a key and its stored answer are kept: a retry with the key
+    /// within it gets the first answer. Defaults to 24h; prevents the
+    /// table growing without bound.
+    #[serde(with = "humantime_serde")]
+    pub(crate) retention: Duration,
+    /// How often expired keys are deleted. Defaults to 1m.
+    #[serde(with = "humantime_serde")]
+    pub(crate) cleanup_interval: Duration,
+    /// Keys deleted per statement at most (a backlog is deleted a batch at
+    /// a time). Defaults to 1000; prevents one long delete holding locks.
+    pub(crate) cleanup_batch: u32,
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        IdempotencySettings {
+            retention: Duration::from_secs(24 * 3600),
+            cleanup_interval: Duration::from_secs(60),
+            cleanup_batch: 1000,
+        }
+    }
+}
+
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SettingsError {
@@ -133,9 +162,20 @@ impl Settings {
         }
         let http = file.http.unwrap_or_default();
         let reports = file.reports.unwrap_or_default();
-        if http.max_connections == 0 || reports.queue == 0 || reports.max_connections == 0 {
+        let idempotency = file.idempotency.unwrap_or_default();
+        if http.max_connections == 0
+            || reports.queue == 0
+            || reports.max_connections == 0
+            || idempotency.cleanup_batch == 0
+        {
             return Err(SettingsError::Invalid(
-                "http.max_connections, reports.queue and reports.max_connections must be 1 or more"
+                "http.max_connections, reports.queue, reports.max_connections and idempotency.cleanup_batch must be 1 or more"
+                    .to_owned(),
+            ));
+        }
+        if idempotency.cleanup_interval.is_zero() || idempotency.retention.is_zero() {
+            return Err(SettingsError::Invalid(
+                "idempotency.retention and idempotency.cleanup_interval must be above zero"
                     .to_owned(),
             ));
         }
@@ -159,6 +199,7 @@ impl Settings {
             pool,
             http,
             reports,
+            idempotency,
         })
     }
 }

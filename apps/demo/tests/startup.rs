@@ -57,6 +57,10 @@ const BAD_URLS: &[&str] = &[
     "mysql://pw:S3cretPass!@127.0.0.1:3306/db?foo=bar",
     "mysql://pw:S3cretPass!@127.0.0.1:99999/db",
     "mysql://pw:S3cretPass!@[::1:/db",
+    "postgres://pw:S3cretPass!@127.0.0.1:5432/db?foo=bar",
+    "postgres://pw:S3cretPass!@127.0.0.1:99999/db",
+    "postgresql://pw:S3cretPass!@[::1:/db",
+    "sqlite://pw:S3cretPass!@127.0.0.1/db",
 ];
 
 #[test]
@@ -95,8 +99,14 @@ fn config_files_never_print_the_password() {
 
 #[test]
 fn a_given_database_that_is_down_fails_the_start_with_one_line() {
+    for scheme in ["mysql", "postgres"] {
+        a_given_database_that_is_down_fails_with_one_line(scheme);
+    }
+}
+
+fn a_given_database_that_is_down_fails_with_one_line(scheme: &str) {
     let port = dead_port();
-    let url = format!("mysql://u:{SECRET}@127.0.0.1:{port}/prod");
+    let url = format!("{scheme}://u:{SECRET}@127.0.0.1:{port}/prod");
     let out = demo().args(["--database-url", &url]).output().unwrap();
     assert_clean_failure(&out, &url);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -4,36 +4,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use poolwarden_axum::{Db, Tx};
-use poolwarden_mysql::{MySqlConn, MySqlManager};
 use serde::{Deserialize, Serialize};
 
-use crate::api::error::{is_duplicate, ApiError};
+use crate::api::error::ApiError;
 use crate::api::idempotency;
 use crate::api::input::{self, Body, Id, Params};
-
-/// An account as the API shows it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct Account {
-    pub(crate) id: u64,
-    pub(crate) name: String,
-    pub(crate) email: String,
-    pub(crate) created_at: String,
-}
-
-type Row = (u64, String, String, String);
-
-const COLUMNS: &str = "id, name, email, CAST(created_at AS CHAR)";
-
-impl From<Row> for Account {
-    fn from((id, name, email, created_at): Row) -> Self {
-        Account {
-            id,
-            name,
-            email,
-            created_at,
-        }
-    }
-}
+use crate::store::{Account, Kind, Store};
 
 /// `POST /accounts` body.
 #[derive(Debug, Deserialize)]
@@ -68,72 +44,53 @@ pub(crate) struct Listing<T> {
     pub(crate) next_after: Option<u64>,
 }
 
-pub(crate) async fn fetch(db: &mut MySqlConn, id: u64) -> Result<Account, ApiError> {
-    let row: Option<Row> = db
-        .exec_first(
-            format!("SELECT {COLUMNS} FROM demo_accounts WHERE id = ?"),
-            (id,),
-        )
-        .await?;
-    row.map(Account::from).ok_or(ApiError::NotFound("account"))
+/// The account, or 404.
+pub(crate) async fn fetch<B: Store>(db: &mut B::Connection, id: u64) -> Result<Account, ApiError> {
+    B::account(db, id)
+        .await?
+        .ok_or(ApiError::NotFound("account"))
+}
+
+fn taken(email: &str) -> ApiError {
+    ApiError::Conflict(format!("an account with email {email:?} already exists"))
 }
 
 /// `POST /accounts` (in a transaction; `Idempotency-Key` honoured)
-pub(crate) async fn create(
+pub(crate) async fn create<B: Store>(
     key: idempotency::Key,
-    mut tx: Tx<MySqlManager>,
+    mut tx: Tx<B>,
     Body(new): Body<NewAccount>,
 ) -> Result<Response, ApiError> {
     let name = input::text("name", &new.name, 100)?;
     let email = input::email(&new.email)?;
-    let conn: &mut MySqlConn = &mut tx;
+    let conn: &mut B::Connection = &mut tx;
     if let Some(k) = &key.0 {
         let fingerprint = serde_json::json!(["POST /accounts", name, email]).to_string();
-        if let Some(replay) = idempotency::claim(conn, k, &fingerprint).await? {
+        if let Some(replay) = idempotency::claim::<B>(conn, k, &fingerprint).await? {
             return Ok(replay.into_response());
         }
     }
-    let res = conn
-        .exec_drop(
-            "INSERT INTO demo_accounts (name, email) VALUES (?, ?)",
-            (&name, &email),
-        )
-        .await;
-    match res {
-        Ok(()) => {}
-        Err(e) if is_duplicate(&e) => {
-            return Err(ApiError::Conflict(format!(
-                "an account with email {email:?} already exists"
-            )))
-        }
+    let id = match B::insert_account(conn, &name, &email).await {
+        Ok(id) => id,
+        Err(e) if e.kind == Kind::Duplicate => return Err(taken(&email)),
         Err(e) => return Err(e.into()),
-    }
-    let id = conn.last_insert_id().unwrap_or_default();
-    let body = serde_json::to_value(fetch(conn, id).await?)
+    };
+    let body = serde_json::to_value(fetch::<B>(conn, id).await?)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(k) = &key.0 {
-        idempotency::record(conn, k, StatusCode::CREATED, &body).await?;
+        idempotency::record::<B>(conn, k, StatusCode::CREATED, &body).await?;
     }
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `GET /accounts?limit=&after=`
-pub(crate) async fn list(
+pub(crate) async fn list<B: Store>(
     Params(page): Params<Page>,
-    mut db: Db<MySqlManager>,
+    mut db: Db<B>,
 ) -> Result<Json<Listing<Account>>, ApiError> {
     let limit = input::limit(page.limit)?;
-    let rows: Vec<Row> = db
-        .exec(
-            format!("SELECT {COLUMNS} FROM demo_accounts WHERE id > ? ORDER BY id LIMIT ?"),
-            (page.after.unwrap_or(0), limit + 1),
-        )
-        .await?;
-    Ok(Json(paginate(
-        rows.into_iter().map(Account::from).collect(),
-        limit,
-        |a| a.id,
-    )))
+    let rows = B::accounts(&mut db, page.after.unwrap_or(0), limit + 1).await?;
+    Ok(Json(paginate(rows, limit, |a| a.id)))
 }
 
 /// Keep `limit` items; `next_after` when there was one more.
@@ -145,14 +102,14 @@ pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> u64)
 }
 
 /// `GET /accounts/{id}`
-pub(crate) async fn get(Id(id): Id, mut db: Db<MySqlManager>) -> Result<Json<Account>, ApiError> {
-    Ok(Json(fetch(&mut db, id).await?))
+pub(crate) async fn get<B: Store>(Id(id): Id, mut db: Db<B>) -> Result<Json<Account>, ApiError> {
+    Ok(Json(fetch::<B>(&mut db, id).await?))
 }
 
 /// `PATCH /accounts/{id}`
-pub(crate) async fn update(
+pub(crate) async fn update<B: Store>(
     Id(id): Id,
-    mut db: Db<MySqlManager>,
+    mut db: Db<B>,
     Body(patch): Body<AccountPatch>,
 ) -> Result<Json<Account>, ApiError> {
     if patch.name.is_none() && patch.email.is_none() {
@@ -164,32 +121,22 @@ pub(crate) async fn update(
         .map(|n| input::text("name", n, 100))
         .transpose()?;
     let email = patch.email.as_deref().map(input::email).transpose()?;
-    fetch(&mut db, id).await?;
-    let res = db
-        .exec_drop(
-            "UPDATE demo_accounts SET name = COALESCE(?, name), email = COALESCE(?, email) WHERE id = ?",
-            (name, email.clone(), id),
-        )
-        .await;
-    match res {
+    fetch::<B>(&mut db, id).await?;
+    match B::update_account(&mut db, id, name.as_deref(), email.as_deref()).await {
         Ok(()) => {}
-        Err(e) if is_duplicate(&e) => {
-            return Err(ApiError::Conflict(format!(
-                "an account with email {:?} already exists",
-                email.unwrap_or_default()
-            )))
+        Err(e) if e.kind == Kind::Duplicate => {
+            return Err(taken(email.as_deref().unwrap_or_default()))
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(Json(fetch(&mut db, id).await?))
+    Ok(Json(fetch::<B>(&mut db, id).await?))
 }
 
 /// `DELETE /accounts/{id}` (its orders go with it).
-pub(crate) async fn delete(Id(id): Id, mut db: Db<MySqlManager>) -> Result<StatusCode, ApiError> {
-    db.exec_drop("DELETE FROM demo_accounts WHERE id = ?", (id,))
-        .await?;
-    if db.affected_rows() == 0 {
-        return Err(ApiError::NotFound("account"));
+pub(crate) async fn delete<B: Store>(Id(id): Id, mut db: Db<B>) -> Result<StatusCode, ApiError> {
+    if B::delete_account(&mut db, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("account"))
     }
-    Ok(StatusCode::NO_CONTENT)
 }

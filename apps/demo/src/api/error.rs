@@ -1,22 +1,37 @@
-//! API errors: a status and a JSON body `{"error": code, "message": text}`.
-//! Client mistakes are 4xx with a message that says what to fix; server
-//! trouble is 5xx without internals (they go to the log, rate-limited).
+//! API errors: a status and the JSON error shape ([`ErrorBody`], defined
+//! here and nowhere else in the demo). Client mistakes are 4xx with a
+//! message that says what to fix; server trouble is 5xx without internals
+//! (they go to the log, rate-limited).
 //!
-//! Database errors are mapped to statuses here and nowhere else
-//! ([`From<mysql_async::Error>`]): a missing referenced row is 404, a
-//! duplicate or a referenced row is 409, a deadlock or lock wait is 503 with
-//! `Retry-After` (the transaction was rolled back; retrying with the same
-//! `Idempotency-Key` is safe), a value out of range is 422, and a command
-//! cut at its deadline ([`CommandTimeout`]) is 504 when the deadline was the
-//! request's, else 503: the server did not answer, it is not a bug (a 500
-//! here was what a frozen database gave, just before the request's own 504).
+//! What a database error answers is decided here and nowhere else
+//! ([`From<QueryError>`]; each backend only sorts its codes into a
+//! [`Kind`]): a missing referenced row is 404, a duplicate or a referenced
+//! row is 409, a lost race (deadlock, lock wait timeout, serialization
+//! failure) is retried by `api/retry.rs` and, when retries do not help, 503
+//! with `Retry-After` (the transaction was rolled back; retrying with the
+//! same `Idempotency-Key` is safe), a value out of range is 422, and a
+//! command cut at its deadline is 504 when the deadline was the request's,
+//! else 503: the server did not answer, it is not a bug.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use poolwarden_axum::{DbRejection, LogLimiter, DATABASE_UNAVAILABLE, DEADLINE_EXCEEDED};
-use poolwarden_mysql::{codes, CommandTimeout, DeadlineSource};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Kind, QueryError};
+
+/// The JSON body of every error status: the same fields as
+/// `poolwarden-axum`'s own answers (503 `database_unavailable`, 504
+/// `deadline_exceeded`), so a client parses one shape. `request_id` is set
+/// by `api/respond.rs` on every error answer that leaves the service.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ErrorBody {
+    pub(crate) error: String,
+    pub(crate) message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) request_id: Option<String>,
+}
 
 /// An error a handler returns.
 #[derive(Debug)]
@@ -39,50 +54,53 @@ pub(crate) enum ApiError {
     TimedOut(String),
     /// 429: too much work queued; retry after the given seconds.
     Busy(String),
-    /// 503 with `Retry-After`: a transient conflict (deadlock, lock wait) or
-    /// shutting down.
+    /// 503 with `Retry-After`: busy or shutting down; not retried here.
     Retry(String),
+    /// 503 with `Retry-After`: the transaction lost a race with concurrent
+    /// writes and was rolled back; `api/retry.rs` runs it again first.
+    LostRace(String),
     /// 503: no connection (the pool's rejection, logged by it).
     Unavailable(DbRejection),
     /// 504 (the request's deadline) or 503 (another command deadline): the
     /// database did not answer a command in time; logged, not returned.
-    NoAnswer(mysql_async::Error),
+    NoAnswer {
+        request_deadline: bool,
+        detail: String,
+    },
     /// 500: a database error; details are logged, not returned.
-    Database(mysql_async::Error),
+    Database(String),
     /// 500: something else failed; the text is logged, not returned.
     Internal(String),
     /// 500: background work failed; the message (no internals) is returned.
     Failed(String),
 }
 
-impl From<mysql_async::Error> for ApiError {
+impl From<QueryError> for ApiError {
     /// The one place database errors become statuses.
-    fn from(e: mysql_async::Error) -> Self {
-        if CommandTimeout::find(&e).is_some() {
-            return ApiError::NoAnswer(e);
-        }
-        let mysql_async::Error::Server(s) = &e else {
-            return ApiError::Database(e);
-        };
-        match s.code {
-            codes::NO_REFERENCED_ROW => ApiError::Missing(
+    fn from(e: QueryError) -> Self {
+        match e.kind {
+            Kind::MissingReference => ApiError::Missing(
                 "the record this refers to does not exist (it may just have been deleted)"
                     .to_owned(),
             ),
-            codes::ROW_IS_REFERENCED => {
+            Kind::Referenced => {
                 ApiError::Conflict("other records still refer to this one".to_owned())
             }
-            codes::DUP_ENTRY => {
+            Kind::Duplicate => {
                 ApiError::Conflict("a record with this value already exists".to_owned())
             }
-            codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT => ApiError::Retry(
+            Kind::Conflict => ApiError::LostRace(
                 "the request conflicted with concurrent writes and was rolled back; retry it"
                     .to_owned(),
             ),
-            codes::DATA_OUT_OF_RANGE | codes::ARITHMETIC_OUT_OF_RANGE => ApiError::Invalid(
+            Kind::OutOfRange => ApiError::Invalid(
                 "a value is out of range (amounts are 64-bit integers of cents)".to_owned(),
             ),
-            _ => ApiError::Database(e),
+            Kind::NoAnswer { request_deadline } => ApiError::NoAnswer {
+                request_deadline,
+                detail: e.detail,
+            },
+            Kind::Other => ApiError::Database(e.detail),
         }
     }
 }
@@ -113,9 +131,14 @@ impl From<poolwarden::BulkheadError> for ApiError {
     }
 }
 
-/// A JSON error response.
+/// A JSON error response (its `request_id` is added on the way out).
 pub(crate) fn body(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
+    let body = ErrorBody {
+        error: code.to_owned(),
+        message: message.to_owned(),
+        request_id: None,
+    };
+    (status, Json(body)).into_response()
 }
 
 fn retry_after(mut response: Response, seconds: &'static str) -> Response {
@@ -124,6 +147,11 @@ fn retry_after(mut response: Response, seconds: &'static str) -> Response {
         .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
     response
 }
+
+/// Set on the response of a transaction that lost a race: `api/retry.rs`
+/// runs such a request again (in-process only, never sent).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LostRace;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -151,29 +179,38 @@ impl IntoResponse for ApiError {
             ApiError::Retry(m) => {
                 retry_after(body(StatusCode::SERVICE_UNAVAILABLE, "retry", &m), "1")
             }
+            ApiError::LostRace(m) => {
+                let mut response =
+                    retry_after(body(StatusCode::SERVICE_UNAVAILABLE, "retry", &m), "1");
+                response.extensions_mut().insert(LostRace);
+                response
+            }
             ApiError::Unavailable(rejection) => rejection.into_response(),
-            ApiError::NoAnswer(e) => {
+            ApiError::NoAnswer {
+                request_deadline,
+                detail,
+            } => {
                 if let Some(held_back) = LogLimiter::global().admit("database command deadline") {
-                    tracing::warn!(error = %e, held_back, "database command cut at its deadline");
+                    tracing::warn!(error = %detail, held_back, "database command cut at its deadline");
                 }
-                match CommandTimeout::find(&e).map(|t| t.source) {
-                    Some(DeadlineSource::CheckoutDeadline) => body(
+                if request_deadline {
+                    body(
                         StatusCode::GATEWAY_TIMEOUT,
                         DEADLINE_EXCEEDED,
                         "the request did not finish within its time limit; try again later",
-                    ),
-                    _ => retry_after(
+                    )
+                } else {
+                    retry_after(
                         body(
                             StatusCode::SERVICE_UNAVAILABLE,
                             DATABASE_UNAVAILABLE,
                             "the database did not answer in time; try again later",
                         ),
                         "1",
-                    ),
+                    )
                 }
             }
-            ApiError::Database(e) => {
-                let detail = e.to_string();
+            ApiError::Database(detail) => {
                 if let Some(held_back) = LogLimiter::global().admit("database error") {
                     tracing::error!(error = %detail, held_back, "database error; answering 500");
                 }
@@ -205,8 +242,3 @@ fn internal() -> Response {
 /// The database error behind a 500, kept in the response's extensions.
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorDetail(pub(crate) String);
-
-/// Whether a database error is a duplicate key.
-pub(crate) fn is_duplicate(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == codes::DUP_ENTRY)
-}

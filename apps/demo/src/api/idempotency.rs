@@ -12,16 +12,23 @@
 //! and this request does the work. [`record`] stores the answer before the
 //! commit. Only successes are stored (an error rolls the transaction back,
 //! the key with it), so retrying a failed request runs it again.
+//!
+//! Keys are kept for [`IdempotencySettings::retention`] (24 h by default)
+//! and then deleted by [`expire`], at most `cleanup_batch` per pass, every
+//! `cleanup_interval`: a retry within the retention gets the first answer;
+//! one after it runs as a new request.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use poolwarden_mysql::MySqlConn;
+use poolwarden::Pool;
 use serde_json::Value;
 
-use crate::api::error::{is_duplicate, ApiError};
+use crate::api::error::ApiError;
+use crate::settings::IdempotencySettings;
+use crate::store::Store;
 
 /// The request header.
 pub(crate) const HEADER: &str = "idempotency-key";
@@ -76,44 +83,36 @@ impl IntoResponse for Replay {
 /// reused for another request is refused with 422.
 ///
 /// # Errors
-/// 422 for a reused key, or the database's error.
-pub(crate) async fn claim(
-    conn: &mut MySqlConn,
+/// 422 for a reused key, 503 while another request with it is in
+/// progress, or the database's error.
+pub(crate) async fn claim<B: Store>(
+    conn: &mut B::Connection,
     key: &str,
     fingerprint: &str,
 ) -> Result<Option<Replay>, ApiError> {
-    let res = conn
-        .exec_drop(
-            "INSERT INTO demo_idempotency (idem_key, fingerprint) VALUES (?, ?)",
-            (key, fingerprint),
-        )
-        .await;
-    match res {
-        Ok(()) => Ok(None),
-        Err(e) if is_duplicate(&e) => {
-            let row: Option<(String, Option<u16>, Option<String>)> = conn
-                .exec_first(
-                    "SELECT fingerprint, status, body FROM demo_idempotency WHERE idem_key = ?",
-                    (key,),
-                )
-                .await?;
-            match row {
-                Some((stored, Some(status), Some(body))) if stored == fingerprint => {
-                    let status = StatusCode::from_u16(status)
-                        .map_err(|e| ApiError::Internal(format!("stored status: {e}")))?;
-                    let body = serde_json::from_str(&body)
-                        .map_err(|e| ApiError::Internal(format!("stored body: {e}")))?;
-                    Ok(Some(Replay { status, body }))
-                }
-                Some((stored, _, _)) if stored != fingerprint => Err(ApiError::Invalid(
-                    "this Idempotency-Key was used for a different request; use a new key for a new request".to_owned(),
-                )),
-                _ => Err(ApiError::Retry(
-                    "a request with this Idempotency-Key is in progress; retry".to_owned(),
-                )),
+    if B::claim_key(conn, key, fingerprint).await? {
+        return Ok(None);
+    }
+    match B::stored_answer(conn, key).await? {
+        Some(stored) if stored.fingerprint != fingerprint => Err(ApiError::Invalid(
+            "this Idempotency-Key was used for a different request; use a new key for a new request".to_owned(),
+        )),
+        Some(stored) => match (stored.status, stored.body) {
+            (Some(status), Some(body)) => {
+                let status = StatusCode::from_u16(status)
+                    .map_err(|e| ApiError::Internal(format!("stored status: {e}")))?;
+                let body = serde_json::from_str(&body)
+                    .map_err(|e| ApiError::Internal(format!("stored body: {e}")))?;
+                Ok(Some(Replay { status, body }))
             }
-        }
-        Err(e) => Err(e.into()),
+            _ => Err(ApiError::Retry(
+                "a request with this Idempotency-Key is in progress; retry".to_owned(),
+            )),
+        },
+        // Expired between the two statements: ask for a retry.
+        None => Err(ApiError::Retry(
+            "a request with this Idempotency-Key is in progress; retry".to_owned(),
+        )),
     }
 }
 
@@ -121,16 +120,59 @@ pub(crate) async fn claim(
 ///
 /// # Errors
 /// The database's error.
-pub(crate) async fn record(
-    conn: &mut MySqlConn,
+pub(crate) async fn record<B: Store>(
+    conn: &mut B::Connection,
     key: &str,
     status: StatusCode,
     body: &Value,
 ) -> Result<(), ApiError> {
-    conn.exec_drop(
-        "UPDATE demo_idempotency SET status = ?, body = ? WHERE idem_key = ?",
-        (status.as_u16(), body.to_string(), key),
-    )
-    .await?;
+    B::record_answer(conn, key, status.as_u16(), &body.to_string()).await?;
     Ok(())
+}
+
+/// One expiry pass: delete at most `settings.cleanup_batch` keys older
+/// than `settings.retention`, the oldest first, on a connection of its own
+/// (labelled, returned at once). How many went.
+///
+/// # Errors
+/// No connection, or the database's error.
+pub(crate) async fn expire<B: Store>(
+    pool: &Pool<B>,
+    settings: &IdempotencySettings,
+) -> Result<u64, ApiError> {
+    let mut conn = pool.get().await?;
+    conn.label("idempotency key expiry");
+    Ok(B::expire_keys(&mut conn, settings.retention, settings.cleanup_batch).await?)
+}
+
+/// Run [`expire`] every `settings.cleanup_interval` until `stop` resolves.
+/// A pass that deletes a full batch is followed by the next one at once
+/// (still one batch at a time), so a backlog drains without one long
+/// statement.
+pub(crate) async fn expire_until<B: Store>(
+    pool: Pool<B>,
+    settings: IdempotencySettings,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut next = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep_until(next) => {}
+        }
+        next = tokio::time::Instant::now() + settings.cleanup_interval;
+        match expire(&pool, &settings).await {
+            Ok(n) if n >= u64::from(settings.cleanup_batch) => next = tokio::time::Instant::now(),
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "expired idempotency keys"),
+            Ok(_) => {}
+            Err(e) => {
+                if let Some(held_back) =
+                    poolwarden_axum::LogLimiter::global().admit("idempotency key expiry failed")
+                {
+                    tracing::warn!(error = ?e, held_back, "idempotency key expiry failed; retrying at the next interval");
+                }
+            }
+        }
+    }
 }

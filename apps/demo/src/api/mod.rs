@@ -1,4 +1,5 @@
-//! The JSON API: one file per resource, plus errors and input handling.
+//! The JSON API: one file per resource, plus errors, the way out
+//! (`respond`), lost-race retries and input handling.
 
 pub(crate) mod accounts;
 pub(crate) mod error;
@@ -6,3 +7,5 @@ pub(crate) mod idempotency;
 pub(crate) mod input;
 pub(crate) mod orders;
 pub(crate) mod reports;
+pub(crate) mod respond;
+pub(crate) mod retry;

@@ -4,42 +4,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use poolwarden_axum::{Db, Tx};
-use poolwarden_mysql::{MySqlConn, MySqlManager};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::api::accounts::{self, paginate, Listing};
 use crate::api::error::ApiError;
 use crate::api::idempotency;
 use crate::api::input::{self, Body, Id, Params};
+use crate::store::{Order, Store};
 
 /// The statuses an order can have.
 const STATUSES: &[&str] = &["new", "paid", "shipped", "cancelled"];
-
-/// An order as the API shows it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct Order {
-    pub(crate) id: u64,
-    pub(crate) account_id: u64,
-    pub(crate) amount_cents: i64,
-    pub(crate) status: String,
-    pub(crate) created_at: String,
-}
-
-type Row = (u64, u64, i64, String, String);
-
-const COLUMNS: &str = "id, account_id, amount_cents, status, CAST(created_at AS CHAR)";
-
-impl From<Row> for Order {
-    fn from((id, account_id, amount_cents, status, created_at): Row) -> Self {
-        Order {
-            id,
-            account_id,
-            amount_cents,
-            status,
-            created_at,
-        }
-    }
-}
 
 /// `POST /accounts/{id}/orders` body.
 #[derive(Debug, Deserialize)]
@@ -74,23 +48,17 @@ fn status(value: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn fetch(db: &mut MySqlConn, id: u64) -> Result<Order, ApiError> {
-    let row: Option<Row> = db
-        .exec_first(
-            format!("SELECT {COLUMNS} FROM demo_orders WHERE id = ?"),
-            (id,),
-        )
-        .await?;
-    row.map(Order::from).ok_or(ApiError::NotFound("order"))
+async fn fetch<B: Store>(db: &mut B::Connection, id: u64) -> Result<Order, ApiError> {
+    B::order(db, id).await?.ok_or(ApiError::NotFound("order"))
 }
 
 /// `POST /accounts/{id}/orders` (in a transaction; `Idempotency-Key`
 /// honoured). An account deleted meanwhile is a 404 (the foreign key's
 /// error, mapped in `error.rs`), never a 500.
-pub(crate) async fn create(
+pub(crate) async fn create<B: Store>(
     key: idempotency::Key,
     Id(account): Id,
-    mut tx: Tx<MySqlManager>,
+    mut tx: Tx<B>,
     Body(new): Body<NewOrder>,
 ) -> Result<Response, ApiError> {
     if new.amount_cents <= 0 {
@@ -100,7 +68,7 @@ pub(crate) async fn create(
         )));
     }
     let status = status(new.status.as_deref().unwrap_or("new"))?;
-    let conn: &mut MySqlConn = &mut tx;
+    let conn: &mut B::Connection = &mut tx;
     if let Some(k) = &key.0 {
         let fingerprint = serde_json::json!([
             "POST /accounts/{id}/orders",
@@ -109,75 +77,54 @@ pub(crate) async fn create(
             status
         ])
         .to_string();
-        if let Some(replay) = idempotency::claim(conn, k, &fingerprint).await? {
+        if let Some(replay) = idempotency::claim::<B>(conn, k, &fingerprint).await? {
             return Ok(replay.into_response());
         }
     }
-    accounts::fetch(conn, account).await?;
-    conn.exec_drop(
-        "INSERT INTO demo_orders (account_id, amount_cents, status) VALUES (?, ?, ?)",
-        (account, new.amount_cents, status),
-    )
-    .await?;
-    let id = conn.last_insert_id().unwrap_or_default();
-    let body = serde_json::to_value(fetch(conn, id).await?)
+    accounts::fetch::<B>(conn, account).await?;
+    let id = B::insert_order(conn, account, new.amount_cents, &status).await?;
+    let body = serde_json::to_value(fetch::<B>(conn, id).await?)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(k) = &key.0 {
-        idempotency::record(conn, k, StatusCode::CREATED, &body).await?;
+        idempotency::record::<B>(conn, k, StatusCode::CREATED, &body).await?;
     }
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `GET /accounts/{id}/orders?limit=&after=`
-pub(crate) async fn list(
+pub(crate) async fn list<B: Store>(
     Id(account): Id,
     Params(page): Params<Page>,
-    mut db: Db<MySqlManager>,
+    mut db: Db<B>,
 ) -> Result<Json<Listing<Order>>, ApiError> {
     let limit = input::limit(page.limit)?;
-    accounts::fetch(&mut db, account).await?;
-    let rows: Vec<Row> = db
-        .exec(
-            format!(
-                "SELECT {COLUMNS} FROM demo_orders WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?"
-            ),
-            (account, page.after.unwrap_or(0), limit + 1),
-        )
-        .await?;
-    Ok(Json(paginate(
-        rows.into_iter().map(Order::from).collect(),
-        limit,
-        |o| o.id,
-    )))
+    accounts::fetch::<B>(&mut db, account).await?;
+    let rows = B::orders(&mut db, account, page.after.unwrap_or(0), limit + 1).await?;
+    Ok(Json(paginate(rows, limit, |o| o.id)))
 }
 
 /// `GET /orders/{id}`
-pub(crate) async fn get(Id(id): Id, mut db: Db<MySqlManager>) -> Result<Json<Order>, ApiError> {
-    Ok(Json(fetch(&mut db, id).await?))
+pub(crate) async fn get<B: Store>(Id(id): Id, mut db: Db<B>) -> Result<Json<Order>, ApiError> {
+    Ok(Json(fetch::<B>(&mut db, id).await?))
 }
 
 /// `PATCH /orders/{id}`
-pub(crate) async fn update(
+pub(crate) async fn update<B: Store>(
     Id(id): Id,
-    mut db: Db<MySqlManager>,
+    mut db: Db<B>,
     Body(patch): Body<OrderPatch>,
 ) -> Result<Json<Order>, ApiError> {
     let status = status(&patch.status)?;
-    fetch(&mut db, id).await?;
-    db.exec_drop(
-        "UPDATE demo_orders SET status = ? WHERE id = ?",
-        (status, id),
-    )
-    .await?;
-    Ok(Json(fetch(&mut db, id).await?))
+    fetch::<B>(&mut db, id).await?;
+    B::update_order(&mut db, id, &status).await?;
+    Ok(Json(fetch::<B>(&mut db, id).await?))
 }
 
 /// `DELETE /orders/{id}`
-pub(crate) async fn delete(Id(id): Id, mut db: Db<MySqlManager>) -> Result<StatusCode, ApiError> {
-    db.exec_drop("DELETE FROM demo_orders WHERE id = ?", (id,))
-        .await?;
-    if db.affected_rows() == 0 {
-        return Err(ApiError::NotFound("order"));
+pub(crate) async fn delete<B: Store>(Id(id): Id, mut db: Db<B>) -> Result<StatusCode, ApiError> {
+    if B::delete_order(&mut db, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("order"))
     }
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use mysql_async::prelude::*;
 use parking_lot::Mutex;
 use poolwarden::Bulkhead;
 use poolwarden_axum::RequestContext;
@@ -23,6 +22,7 @@ use crate::api::error::ApiError;
 use crate::api::input::Id;
 use crate::app::AppState;
 use crate::settings::ReportSettings;
+use crate::store::Store;
 
 /// One account's totals.
 #[derive(Debug, Clone, Serialize)]
@@ -142,29 +142,30 @@ impl Reports {
     }
 }
 
-/// The aggregate (slow on purpose: it stands for real reporting work). The
-/// sum is read as the server's DECIMAL text and checked: a total beyond
-/// 64 bits fails the report instead of being clamped.
-const TOTALS: &str = "SELECT account_id, COUNT(*), CAST(SUM(amount_cents) AS CHAR) \
-     FROM demo_orders GROUP BY account_id ORDER BY SUM(amount_cents) DESC LIMIT 100";
-
-/// What a report run produced.
-async fn run_report(state: &AppState, ctx: &RequestContext) -> Result<Vec<Totals>, ApiError> {
+/// What a report run produced: the aggregate (slow on purpose: it stands
+/// for real reporting work), on a connection of the reports bulkhead. The
+/// sum is read as the server's exact decimal text and checked: a total
+/// beyond 64 bits fails the report instead of being clamped.
+async fn run_report<B: Store>(
+    state: &AppState<B>,
+    ctx: &RequestContext,
+) -> Result<Vec<Totals>, ApiError> {
     let mut conn = state.reports.bulkhead.get(&state.pool).await?;
     conn.label(ctx.label());
-    conn.query_drop("DO SLEEP(0.2)").await?;
-    let rows: Vec<(u64, u64, String)> = conn.query(TOTALS).await?;
+    B::pause(&mut conn, 0.2).await?;
+    let rows = B::totals(&mut conn).await?;
     drop(conn); // back to the pool, with the work done
     rows.into_iter()
-        .map(|(account_id, orders, sum)| {
-            let amount_cents = sum.parse::<i64>().map_err(|_| {
+        .map(|row| {
+            let amount_cents = row.sum.parse::<i64>().map_err(|_| {
                 ApiError::Internal(format!(
-                    "account {account_id}: total {sum} is beyond the 64-bit range"
+                    "account {}: total {} is beyond the 64-bit range",
+                    row.account_id, row.sum
                 ))
             })?;
             Ok(Totals {
-                account_id,
-                orders,
+                account_id: row.account_id,
+                orders: row.orders,
                 amount_cents,
             })
         })
@@ -174,9 +175,9 @@ async fn run_report(state: &AppState, ctx: &RequestContext) -> Result<Vec<Totals
 /// `POST /reports`: 202 with the report's id; the work runs in the
 /// background behind the reports bulkhead. 429 with `Retry-After` when the
 /// queue is full, 503 when shutting down.
-pub(crate) async fn create(
+pub(crate) async fn create<B: Store>(
     ctx: RequestContext,
-    State(state): State<AppState>,
+    State(state): State<AppState<B>>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let (id, permit) = state.reports.start()?;
     let task_state = state.clone();
@@ -207,8 +208,8 @@ pub(crate) async fn create(
 }
 
 /// `GET /reports/{id}`: the report; a failed one is a 500 with its reason.
-pub(crate) async fn get(
-    State(state): State<AppState>,
+pub(crate) async fn get<B: Store>(
+    State(state): State<AppState<B>>,
     Id(id): Id,
 ) -> Result<Json<Report>, ApiError> {
     match state.reports.get(id) {
@@ -220,8 +221,12 @@ pub(crate) async fn get(
 
 /// `POST /reports/legacy`: only in the incident replay. The background work
 /// keeps its session long after the query, like the service in the
-/// post-mortem; the server's `wait_timeout` closes it meanwhile.
-pub(crate) async fn legacy(ctx: RequestContext, State(state): State<AppState>) -> StatusCode {
+/// post-mortem; the server's `wait_timeout` (`idle_session_timeout` on
+/// PostgreSQL) closes it meanwhile.
+pub(crate) async fn legacy<B: Store>(
+    ctx: RequestContext,
+    State(state): State<AppState<B>>,
+) -> StatusCode {
     let Some(hold) = state.legacy_hold else {
         return StatusCode::NOT_FOUND;
     };
@@ -230,7 +235,7 @@ pub(crate) async fn legacy(ctx: RequestContext, State(state): State<AppState>) -
         let Ok(mut conn) = ctx.get(&pool).await else {
             return;
         };
-        let _ = conn.query_drop("SELECT COUNT(*) FROM demo_orders").await;
+        let _ = B::count_orders(&mut conn).await;
         // The bug: the session is kept after the work is done.
         tokio::time::sleep(hold).await;
         drop(conn);

@@ -1,15 +1,35 @@
-//! The API against a private MariaDB, through the real router.
+//! The API through the real router, on a private MariaDB and on the
+//! machine's shared PostgreSQL (a schema of the test process's own): each
+//! test of both is one body run on each ([`on_both`]).
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::common::{app, call, unique};
+use axum::Router;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn accounts_crud_and_pagination() {
-    let app = app().await;
+use super::common::{call, unique};
+
+/// `on_both!(body)`: tests `body::mariadb` and `body::postgres`, each
+/// running `async fn body(app: Router)` on its server.
+macro_rules! on_both {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                super::$body(crate::tests::common::app().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body(crate::tests::common::pg_app_and_pool().await.0).await
+            }
+        }
+    };
+}
+
+on_both!(accounts_crud_and_pagination);
+async fn accounts_crud_and_pagination(app: Router) {
     let email = unique("crud");
     let (s, a) = call(
         &app,
@@ -71,9 +91,8 @@ async fn accounts_crud_and_pagination() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_belong_to_accounts() {
-    let app = app().await;
+on_both!(orders_belong_to_accounts);
+async fn orders_belong_to_accounts(app: Router) {
     let (_, a) = call(
         &app,
         Method::POST,
@@ -125,9 +144,8 @@ async fn orders_belong_to_accounts() {
     assert_eq!(s, StatusCode::NO_CONTENT);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_4xx_with_a_clear_message_never_a_500() {
-    let app = app().await;
+on_both!(bad_input_gets_a_4xx_with_a_clear_message_never_a_500);
+async fn bad_input_gets_a_4xx_with_a_clear_message_never_a_500(app: Router) {
     let cases: &[(Method, &str, Option<&str>, StatusCode, &str)] = &[
         (
             Method::POST,
@@ -221,9 +239,8 @@ async fn bad_input_gets_a_4xx_with_a_clear_message_never_a_500() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reports_run_in_the_background_on_their_own_connection() {
-    let app = app().await;
+on_both!(reports_run_in_the_background_on_their_own_connection);
+async fn reports_run_in_the_background_on_their_own_connection(app: Router) {
     let (s, r) = call(&app, Method::POST, "/reports", None).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let url = r["status_url"].as_str().unwrap().to_owned();
@@ -265,7 +282,9 @@ async fn operators_see_the_pool_on_the_admin_router_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_incident_defaults_let_no_error_through_and_name_the_culprit() {
-    let outcomes = crate::replay::replay(12).await.expect("replay runs");
+    let outcomes = crate::replay::replay::<poolwarden_mysql::MySqlManager>(12)
+        .await
+        .expect("replay runs");
     let (off, on) = (&outcomes[0], &outcomes[1]);
     assert!(
         off.errors > 0,
@@ -280,4 +299,18 @@ async fn replay_incident_defaults_let_no_error_through_and_name_the_culprit() {
         on.verdict(),
         "and the pool names reports.rs before the server kills the connection"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_incident_on_postgres_lets_no_error_through_and_names_the_culprit() {
+    // `idle_session_timeout` in the role of `wait_timeout`.
+    let outcomes = crate::replay::replay::<poolwarden_postgres::PgManager>(12)
+        .await
+        .expect("replay runs");
+    let on = &outcomes[1];
+    assert_eq!(
+        on.errors, 0,
+        "poolwarden's defaults: no error reaches a request"
+    );
+    assert!(on.verdict(), "and the pool names reports.rs");
 }

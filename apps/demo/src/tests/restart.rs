@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use poolwarden::PoolConfig;
+use poolwarden_mysql::MySqlManager;
 use poolwarden_testkit::MariaDb;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -26,7 +27,7 @@ const ATTEMPTS: u32 = 300;
 async fn retries_with_the_same_key_neither_lose_nor_duplicate_across_a_restart() {
     // A server of its own: it is killed mid-test.
     let mut server = MariaDb::start().expect("a private MariaDB");
-    let db = database::open(&server.url(), true, PoolConfig::default())
+    let db = database::open::<MySqlManager>(&server.url(), true, PoolConfig::default())
         .await
         .expect("database");
     let pool = db.pool.clone();
