@@ -235,6 +235,14 @@ impl Watch {
         .await
     }
 
+    /// Arm the watch until `at` and wait for it to fire: a future to race
+    /// against the command (the `Fired` disarms the watch when dropped,
+    /// that is when the race ends either way).
+    pub(crate) fn until(&self, at: Instant) -> Fired<'_> {
+        self.arm(at);
+        Fired(self)
+    }
+
     /// Arm the watch for a stream's life: see [`Watch::poll_fired`] and
     /// [`Watch::disarm`].
     pub(crate) fn arm(&self, at: Instant) {
@@ -253,6 +261,27 @@ impl Watch {
     /// The command finished (or was given up): nothing to watch.
     pub(crate) fn disarm(&self) {
         self.state.store(IDLE, SeqCst);
+    }
+}
+
+/// Waits for an armed watch to fire; disarms it when dropped.
+pub(crate) struct Fired<'a>(&'a Watch);
+
+impl Future for Fired<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.0.poll_fired(cx) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Fired<'_> {
+    fn drop(&mut self) {
+        self.0.disarm();
     }
 }
 
@@ -294,6 +323,24 @@ mod tests {
         let slow = watch.run(start + 3 * S, tokio::time::sleep(2 * S)).await;
         assert_eq!(slow, Some(()), "the stale deadline at 1 s fired nothing");
         assert_eq!(Instant::now(), start + 2 * S);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raced_watch_fires_at_its_deadline_and_disarms_when_dropped() {
+        let dog = Watchdog::new();
+        let watch = dog.watch();
+        let start = Instant::now();
+        tokio::select! {
+            () = watch.until(start + S) => {}
+            () = std::future::pending::<()>() => unreachable!(),
+        }
+        assert_eq!(Instant::now(), start + S);
+        // Dropped with the race: the next command is not hit.
+        tokio::select! {
+            () = watch.until(Instant::now() + 5 * S) => unreachable!("disarmed, re-armed later"),
+            () = tokio::time::sleep(S) => {}
+        }
+        assert_eq!(watch.run(Instant::now() + S, async { 3 }).await, Some(3));
     }
 
     #[tokio::test(start_paused = true)]
