@@ -10,6 +10,7 @@ mod leaks;
 mod model;
 mod return_path;
 mod script;
+mod signal;
 
 use std::sync::Arc;
 use std::time::Duration;
