@@ -98,8 +98,8 @@ pub struct DeadlineStats {
     /// Commands cut because their pool closed or their cluster node was
     /// marked down ([`CommandCut`](crate::CommandCut)).
     pub commands_cut: u64,
-    /// Times the manager told its pool the server stopped answering (a
-    /// kill got no answer within `unresponsive_after`).
+    /// Times the manager found that the server stopped answering (a kill
+    /// got no answer within `unresponsive_after`) and told its pool.
     pub unresponsive_signals: u64,
 }
 
@@ -299,10 +299,9 @@ impl Killer {
             waited: self.answer_within,
         };
         tracing::warn!(%error, "black-holing the pool");
+        self.counts.signals.fetch_add(1, Relaxed);
         let signal = self.signal.lock().clone();
-        if signal.unresponsive(error) {
-            self.counts.signals.fetch_add(1, Relaxed);
-        }
+        signal.unresponsive(error);
     }
 
     async fn kill(&self, side: &mut Option<Conn>, id: u32) -> KillOutcome {
