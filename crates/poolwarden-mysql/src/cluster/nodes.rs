@@ -151,16 +151,16 @@ impl Node {
 
 impl DownReason {
     /// Whether commands in flight on the node are cut when it is marked
-    /// down for this reason: it does not answer, or it is out of the
-    /// primary component (its commands stall or fail anyway). A node that
-    /// is merely not Synced (a donor, joined), read-only or reporting a
-    /// stale view keeps serving what it started; its connections are
-    /// retired at their next checkout or return.
+    /// down for this reason: only when it does not answer (frozen, dead,
+    /// cut off by the network): its commands would wait for their deadline.
+    /// A node that answers (out of the primary component, not ready, not
+    /// Synced, read-only, a stale view) answers its in-flight commands
+    /// itself, with a result or an error such as 1047; cutting them would
+    /// add errors during the short view changes in which a healthy node
+    /// reads not ready. Its connections are retired at their next checkout
+    /// or return either way.
     pub fn cuts(self) -> bool {
-        matches!(
-            self,
-            DownReason::Unreachable | DownReason::NonPrimary | DownReason::NotReady
-        )
+        matches!(self, DownReason::Unreachable)
     }
 }
 
@@ -575,10 +575,13 @@ mod tests {
             !n.nodes[0].switch().is_flipped(),
             "new connections get a fresh switch"
         );
-        // Down already (not Synced), then out of the primary component: cut.
+        // Out of the primary component, but answering: not cut.
         let mut cut_off = synced(3);
         cut_off.cluster_status = "non-Primary".into();
         n.observe(1, Ok(cut_off), t0);
+        assert!(!on1.is_flipped());
+        // Down already (not Synced), then unreachable: cut.
+        n.observe(1, Err("no answer within 1s".into()), t0);
         assert!(on1.is_flipped());
         assert!(!n.nodes[2].switch().is_flipped());
     }
