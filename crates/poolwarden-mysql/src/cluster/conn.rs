@@ -263,3 +263,16 @@ impl fmt::Debug for ClusterConn {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Generic code over `impl Queryable` takes a `ClusterConn` (the
+    /// guard's `&mut *conn`).
+    #[test]
+    fn a_cluster_connection_is_queryable() {
+        fn queryable<T: Queryable>() {}
+        queryable::<ClusterConn>();
+    }
+}
