@@ -101,7 +101,7 @@ static ERRORS: Mutex<Vec<String>> = parking_lot::const_mutex(Vec::new());
 fn note_error(e: &str) {
     let short: String = e.chars().take(90).collect();
     let mut seen = ERRORS.lock();
-    if seen.len() < 3
+    if seen.len() < 4
         && !seen
             .iter()
             .any(|s| s[..s.len().min(40)] == short[..short.len().min(40)])
@@ -127,7 +127,12 @@ impl Writer {
                 if let Err(e) = &r {
                     c.report_error(e);
                 }
-                r.map_err(|e| e.to_string())
+                // The cause first (an ambiguous commit's own text is the
+                // same for every cause).
+                r.map_err(|e| match poolwarden_mysql::OutcomeUnknown::find(&e) {
+                    Some(o) => format!("{} [ambiguous commit]", o.cause()),
+                    None => e.to_string(),
+                })
             }
             Writer::MyAsync(pool) => {
                 let mut c = pool.get_conn().await.map_err(|e| e.to_string())?;

@@ -109,9 +109,18 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 /// * [`ErrorClass::Broken`]: other protocol damage, and client-side
 ///   statement errors that mysql_async raises inside a command (it closes the
 ///   socket after them, so the connection is gone).
-/// * [`ErrorClass::Unresponsive`]: a [`CommandTimeout`] (a command that
-///   passed its deadline while the socket stayed open); `Keep` for one
-///   that was not sent because its deadline had already passed.
+/// * A [`CommandTimeout`] (a command that passed its deadline) is
+///   [`ErrorClass::Broken`]: only its connection goes. Whether the *server*
+///   stopped answering is not decided from one slow command: the manager
+///   finds out itself (its `KILL` side connection gets no answer either)
+///   and then black-holes the pool through its
+///   [`ServerSignal`](poolwarden::ServerSignal), with or without this
+///   error being reported. `Keep` for one that was not sent because its
+///   deadline had already passed.
+/// * A [`CommandCut`](crate::CommandCut) (the pool closed, or a cluster node
+///   was marked down, while the command ran) is [`ErrorClass::Broken`].
+/// * An [`OutcomeUnknown`](crate::OutcomeUnknown) has the class of its
+///   cause.
 /// * [`ErrorClass::Fatal`]: 1044, 1045, 1049, 1129, 1130, 1251, 1524, 1698,
 ///   1820, 1862, 3118, 3159, 4151, URL errors, TLS and authentication-plugin
 ///   configuration errors (F11).
@@ -125,25 +134,19 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///
 /// [`classify_with`]: crate::MySqlManager::classify_with
 pub fn classify_error(error: &Error) -> ErrorClass {
-    match error {
+    match crate::ambiguous::cause(error) {
         Error::Server(e) => classify_server(e),
         Error::Io(e) => classify_io(e),
         Error::Driver(e) => classify_driver(e),
         Error::Url(_) => ErrorClass::Fatal,
-        Error::Other(e) if e.is::<CommandTimeout>() => {
-            command_timeout_class(e.downcast_ref::<CommandTimeout>())
-        }
-        Error::Other(_) => ErrorClass::Broken,
-    }
-}
-
-/// A command that passed its deadline: the server did not answer while the
-/// socket stayed open. One that was not sent (its deadline had passed
-/// before) says nothing about the server or the connection.
-fn command_timeout_class(timeout: Option<&CommandTimeout>) -> ErrorClass {
-    match timeout {
-        Some(t) if !t.sent => ErrorClass::Keep,
-        _ => ErrorClass::Unresponsive,
+        Error::Other(e) => match e.downcast_ref::<CommandTimeout>() {
+            // Not sent (its deadline had passed before): says nothing
+            // about the server or the connection.
+            Some(t) if !t.sent => ErrorClass::Keep,
+            // Sent: this connection's protocol state is unknown. The
+            // server's state is the manager's call (see above).
+            _ => ErrorClass::Broken,
+        },
     }
 }
 

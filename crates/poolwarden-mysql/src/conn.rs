@@ -16,6 +16,8 @@ use mysql_async::{
 use poolwarden::ConnectionFacts;
 use tokio::time::Instant;
 
+use crate::abort::{CommandCut, Switch};
+use crate::ambiguous;
 use crate::deadline::{self, Bound, Deadlines, Expiry, WithTimeout};
 use crate::kill::Killer;
 use crate::probe::Session;
@@ -133,6 +135,10 @@ pub struct MySqlConn {
     /// A command passed its deadline: the protocol state is unknown, the
     /// connection must never be reused.
     pub(crate) timed_out: bool,
+    /// This connection's switch (`abort.rs`): flipped, its commands are cut.
+    pub(crate) abort: Option<Switch>,
+    /// A command was cut by the switch: as `timed_out`.
+    pub(crate) cut: bool,
 }
 
 impl MySqlConn {
@@ -146,20 +152,37 @@ impl MySqlConn {
             killer: None,
             watch: None,
             timed_out: false,
+            abort: None,
+            cut: false,
         }
     }
 
     /// Bound this connection's commands by `command_timeout`; timed-out
-    /// commands are reported to `killer`.
+    /// and cut commands are reported to `killer`; flipping `abort` (or a
+    /// switch above it) cuts the commands in flight.
     pub(crate) fn with_deadlines(
         mut self,
         command_timeout: Option<Duration>,
         killer: Arc<Killer>,
+        abort: Switch,
     ) -> Self {
         self.deadlines = Deadlines::new(command_timeout);
         self.watch = Some(killer.watchdog().watch());
         self.killer = Some(killer);
+        self.abort = Some(abort);
         self
+    }
+
+    /// Whether a command on this connection passed its deadline or was cut:
+    /// its protocol state is unknown, it is never reused.
+    pub(crate) fn is_cut_off(&self) -> bool {
+        self.timed_out || self.cut
+    }
+
+    /// Whether the command about to be sent commits (`ambiguous.rs`), from
+    /// what the tracker saw of its text and the server's last status.
+    fn commits(&self) -> bool {
+        ambiguous::commits(self.tracker.commit(), self.session().status)
     }
 
     /// The per-command timeout for the rest of this checkout, replacing the
@@ -204,15 +227,33 @@ impl MySqlConn {
         command: &'static str,
         run: impl FnOnce(&'c mut Conn) -> BoxFuture<'f, T>,
     ) -> BoxFuture<'f, T> {
-        let Some(bound) = self.deadlines.bound(Instant::now()) else {
-            return run(&mut self.inner);
-        };
-        if bound.already_passed() {
+        let bound = self.deadlines.bound(Instant::now());
+        if let Some(bound) = bound.filter(Bound::already_passed) {
             let error = self.expiry(command).too_late(bound);
             return Box::pin(async move { Err(error.into()) });
         }
-        let (fut, expiry) = self.start(command, run);
+        if let Some(error) = self.not_sent(command) {
+            return Box::pin(async move { Err(error.into()) });
+        }
+        let commits = self.commits();
+        if bound.is_none() && self.abort.is_none() && !commits {
+            return run(&mut self.inner);
+        }
+        let (fut, mut expiry) = self.start(command, run);
+        expiry.commits = commits;
         Box::pin(deadline::run(fut, bound, expiry))
+    }
+
+    /// The error for a command called after the connection's switch
+    /// flipped: it is not sent.
+    fn not_sent(&self, command: &'static str) -> Option<CommandCut> {
+        let switch = self.abort.as_ref().filter(|s| s.is_flipped())?;
+        Some(CommandCut {
+            command,
+            connection_id: self.inner.id(),
+            reason: switch.reason(),
+            sent: false,
+        })
     }
 
     /// Run the driver's `command`, a stream of the first result set,
@@ -231,18 +272,33 @@ impl MySqlConn {
             let error = self.expiry(command).too_late(bound);
             return Box::pin(async move { Err(error.into()) });
         }
+        if let Some(error) = self.not_sent(command) {
+            return Box::pin(async move { Err(error.into()) });
+        }
+        let flipped = self.abort.as_ref().map(Switch::flipped_owned);
         let (fut, expiry) = self.start(command, run);
         Box::pin(async move {
-            let Some(bound) = bound else {
-                return Ok(BoundedStream::new(fut.await?, None, expiry));
+            // NOTE: up to the stream, bounded like any command (no
+            // OutcomeUnknown: `commits` stays false for a stream, a read).
+            let abort = expiry.abort;
+            let deadline = deadline::expired(bound, expiry.watch);
+            let cut = async {
+                match abort {
+                    Some(switch) => switch.flipped().await,
+                    None => std::future::pending().await,
+                }
             };
-            let started = match expiry.watch {
-                Some(watch) => watch.run(bound.at, fut).await,
-                None => tokio::time::timeout_at(bound.at, fut).await.ok(),
-            };
-            match started {
-                Some(stream) => Ok(BoundedStream::new(stream?, Some(bound), expiry)),
-                None => Err(expiry.expire(bound).into()),
+            tokio::select! {
+                biased;
+                stream = fut => Ok(BoundedStream::new(stream?, bound, flipped, expiry)),
+                () = deadline => match bound {
+                    Some(b) => Err(expiry.expire(b).into()),
+                    None => unreachable!("no deadline never fires"),
+                },
+                () = cut => match abort {
+                    Some(switch) => Err(expiry.cut(switch).into()),
+                    None => unreachable!("no switch never flips"),
+                },
             }
         })
     }
@@ -258,8 +314,11 @@ impl MySqlConn {
             command,
             connection_id: self.inner.id(),
             timed_out: &mut self.timed_out,
+            cut: &mut self.cut,
             killer: self.killer.as_ref(),
             watch: self.watch.as_deref(),
+            abort: self.abort.as_ref(),
+            commits: false,
         };
         (run(&mut self.inner), expiry)
     }
@@ -269,8 +328,11 @@ impl MySqlConn {
             command,
             connection_id: self.inner.id(),
             timed_out: &mut self.timed_out,
+            cut: &mut self.cut,
             killer: self.killer.as_ref(),
             watch: self.watch.as_deref(),
+            abort: self.abort.as_ref(),
+            commits: false,
         }
     }
 
@@ -312,10 +374,15 @@ impl MySqlConn {
         match stmt.seen() {
             sealed::Seen::Text(sql) => self.tracker.sql(&sql),
             sealed::Seen::Prepared(stmt) => {
-                if stmt.connection_id() == self.inner.id() && self.tracker.is_harmless(stmt.id()) {
+                let ours = stmt.connection_id() == self.inner.id();
+                if ours && self.tracker.is_harmless(stmt.id()) {
                     self.tracker.live();
                 } else {
                     self.tracker.unknown_statement();
+                }
+                if ours {
+                    // NOTE: after live()/unknown_statement(), which set it too.
+                    self.tracker.executing(stmt.id());
                 }
             }
         }
@@ -491,6 +558,7 @@ impl fmt::Debug for MySqlConn {
             .field("id", &self.inner.id())
             .field("dirty", &self.tracker.is_dirty())
             .field("timed_out", &self.timed_out)
+            .field("cut", &self.cut)
             .field("facts", &self.facts)
             .finish_non_exhaustive()
     }

@@ -9,8 +9,8 @@
 //! server's kernel still acknowledges. So the bound is on the command's
 //! future: [`run`] races it against the deadline, through the connection's
 //! [`Watch`](crate::watchdog::Watch) (one timer per manager for every
-//! command, `watchdog.rs`; a connection made outside a manager falls back
-//! to [`tokio::time::timeout_at`]). When the deadline wins, the driver's future is
+//! command, `watchdog.rs`; a connection made outside a manager, and a
+//! result-set stream for its life, use a tokio timer instead). When the deadline wins, the driver's future is
 //! dropped mid-command, which leaves mysql_async's "disconnected until the
 //! command completed" flag set; the connection is also marked timed out, so
 //! the probe says `Corrupt` and the pool closes it (its protocol state is
@@ -36,6 +36,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::abort::{CommandCut, Switch};
+use crate::ambiguous::{self, OutcomeUnknown};
 use crate::kill::Killer;
 use crate::MySqlConn;
 
@@ -80,8 +82,10 @@ impl DeadlineSource {
 /// The connection it ran on is discarded by the pool (never reused) and the
 /// server is asked to stop the work (`KILL CONNECTION`, see
 /// [`MySqlManager::kill_timeout`](crate::MySqlManager::kill_timeout)).
-/// [`classify_error`](crate::classify_error) maps it to the class for "the
-/// server did not answer".
+/// [`classify_error`](crate::classify_error) maps it to
+/// [`ErrorClass::Broken`](poolwarden::ErrorClass::Broken) (this connection
+/// only); the manager itself finds out whether the server stopped answering
+/// (see [`MySqlManager::unresponsive_after`](crate::MySqlManager::unresponsive_after)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CommandTimeout {
@@ -101,11 +105,9 @@ pub struct CommandTimeout {
 
 impl CommandTimeout {
     /// The command deadline error inside `error`, if that is what it is.
+    /// (Also through an [`OutcomeUnknown`](crate::OutcomeUnknown).)
     pub fn find(error: &mysql_async::Error) -> Option<&CommandTimeout> {
-        match error {
-            mysql_async::Error::Other(e) => e.downcast_ref::<CommandTimeout>(),
-            _ => None,
-        }
+        crate::ambiguous::find(error)
     }
 }
 
@@ -237,18 +239,43 @@ impl Deadlines {
     }
 }
 
-/// What happens to a connection whose command passed its deadline.
+/// What happens to a connection whose command passed its deadline or was
+/// cut.
 pub(crate) struct Expiry<'a> {
     pub(crate) command: &'static str,
     pub(crate) connection_id: u32,
     /// The connection's flag: set, the probe says `Corrupt`.
     pub(crate) timed_out: &'a mut bool,
+    /// The connection's flag for a cut command (same effect).
+    pub(crate) cut: &'a mut bool,
     pub(crate) killer: Option<&'a Arc<Killer>>,
     /// The connection's watch (`None` outside a manager).
     pub(crate) watch: Option<&'a crate::watchdog::Watch>,
+    /// The connection's switch (`abort.rs`).
+    pub(crate) abort: Option<&'a Switch>,
+    /// The command commits (`ambiguous.rs`): a lost answer makes its
+    /// outcome unknown.
+    pub(crate) commits: bool,
 }
 
 impl Expiry<'_> {
+    /// The connection's switch flipped while the command ran: mark the
+    /// connection, queue the kill, and say so.
+    pub(crate) fn cut(self, switch: &Switch) -> CommandCut {
+        *self.cut = true;
+        if let Some(killer) = self.killer {
+            killer.command_cut(self.connection_id);
+        }
+        let error = CommandCut {
+            command: self.command,
+            connection_id: self.connection_id,
+            reason: switch.reason(),
+            sent: true,
+        };
+        tracing::warn!(%error, "command cut");
+        error
+    }
+
     /// The command passed `bound`: mark the connection, queue the kill
     /// (never waits), and say so.
     pub(crate) fn expire(self, bound: Bound) -> CommandTimeout {
@@ -280,8 +307,23 @@ impl Expiry<'_> {
     }
 }
 
-/// Run `command` until `bound`; past it, `expiry` marks the connection and
-/// the result is a [`CommandTimeout`].
+/// Completes when `bound` passes: through the connection's watch (no
+/// timer of its own, `watchdog.rs`), or a timer for a connection made
+/// outside a manager; never without a bound. The watch is disarmed when
+/// the returned future is dropped.
+pub(crate) async fn expired(bound: Option<Bound>, watch: Option<&crate::watchdog::Watch>) {
+    match (bound, watch) {
+        (Some(b), Some(w)) => w.until(b.at).await,
+        (Some(b), None) => tokio::time::sleep_until(b.at).await,
+        (None, _) => std::future::pending().await,
+    }
+}
+
+/// Run `command` until `bound` (if any) or until the connection's switch
+/// flips (if it has one); past the bound, `expiry` marks the connection and
+/// the result is a [`CommandTimeout`]; after a flip, a [`CommandCut`]. A
+/// committing command whose answer was lost fails with an
+/// [`OutcomeUnknown`](crate::OutcomeUnknown).
 ///
 /// # Cancel safety
 ///
@@ -289,16 +331,37 @@ impl Expiry<'_> {
 /// command itself.
 pub(crate) async fn run<T>(
     command: impl Future<Output = mysql_async::Result<T>>,
-    bound: Bound,
+    bound: Option<Bound>,
     expiry: Expiry<'_>,
 ) -> mysql_async::Result<T> {
-    let finished = match expiry.watch {
-        Some(watch) => watch.run(bound.at, command).await,
-        None => tokio::time::timeout_at(bound.at, command).await.ok(),
+    let (name, id, commits, abort) = (
+        expiry.command,
+        expiry.connection_id,
+        expiry.commits,
+        expiry.abort,
+    );
+    let deadline = expired(bound, expiry.watch);
+    let flipped = async {
+        match abort {
+            Some(switch) => switch.flipped().await,
+            None => std::future::pending().await,
+        }
     };
-    match finished {
-        Some(result) => result,
-        None => Err(expiry.expire(bound).into()),
+    let result = tokio::select! {
+        biased;
+        result = command => result,
+        () = deadline => match bound {
+            Some(b) => Err(expiry.expire(b).into()),
+            None => unreachable!("no deadline never fires"),
+        },
+        () = flipped => match abort {
+            Some(switch) => Err(expiry.cut(switch).into()),
+            None => unreachable!("no switch never flips"),
+        },
+    };
+    match result {
+        Err(e) if commits && ambiguous::answer_lost(&e) => Err(OutcomeUnknown::wrap(name, id, e)),
+        other => other,
     }
 }
 
@@ -385,61 +448,127 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_command_that_never_finishes_ends_at_its_deadline() {
-        let dog = crate::watchdog::Watchdog::new();
-        let watch = dog.watch();
-        // Through a manager's watchdog, and with a timer of its own.
-        for watch in [Some(&*watch), None] {
-            let start = Instant::now();
-            let bound = Deadlines::new(Some(2 * S)).bound(start).unwrap();
-            let mut timed_out = false;
-            let expiry = Expiry {
-                command: "query_drop",
-                connection_id: 7,
-                timed_out: &mut timed_out,
-                killer: None,
-                watch,
-            };
-            let err = run(
-                std::future::pending::<mysql_async::Result<()>>(),
-                bound,
-                expiry,
-            )
-            .await
-            .unwrap_err();
-            assert_eq!(Instant::now(), start + 2 * S, "on the paused clock");
-            assert!(timed_out, "the connection is marked");
-            let timeout = CommandTimeout::find(&err).expect("a CommandTimeout");
-            assert_eq!(timeout.connection_id, 7);
-            let text = err.to_string();
-            assert!(
-                text.contains("query_drop")
-                    && text.contains("connection 7")
-                    && text.contains("2000 ms"),
-                "{text}"
-            );
-        }
+        let start = Instant::now();
+        let bound = Deadlines::new(Some(2 * S)).bound(start).unwrap();
+        let mut timed_out = false;
+        let expiry = Expiry {
+            command: "query_drop",
+            connection_id: 7,
+            timed_out: &mut timed_out,
+            cut: &mut false,
+            killer: None,
+            watch: None,
+            abort: None,
+            commits: false,
+        };
+        let err = run(
+            std::future::pending::<mysql_async::Result<()>>(),
+            Some(bound),
+            expiry,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(Instant::now(), start + 2 * S, "on the paused clock");
+        assert!(timed_out, "the connection is marked");
+        let timeout = CommandTimeout::find(&err).expect("a CommandTimeout");
+        assert_eq!(timeout.connection_id, 7);
+        let text = err.to_string();
+        assert!(
+            text.contains("query_drop")
+                && text.contains("connection 7")
+                && text.contains("2000 ms"),
+            "{text}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_command_that_finishes_in_time_is_untouched() {
-        let dog = crate::watchdog::Watchdog::new();
-        let watch = dog.watch();
-        for watch in [Some(&*watch), None] {
-            let bound = Deadlines::new(Some(2 * S)).bound(Instant::now()).unwrap();
-            let mut timed_out = false;
-            let expiry = Expiry {
-                command: "query_first",
-                connection_id: 7,
-                timed_out: &mut timed_out,
-                killer: None,
-                watch,
-            };
-            let work = async {
-                tokio::time::sleep(S).await;
-                Ok(5)
-            };
-            assert_eq!(run(work, bound, expiry).await.unwrap(), 5);
-            assert!(!timed_out);
-        }
+        let bound = Deadlines::new(Some(2 * S)).bound(Instant::now()).unwrap();
+        let mut timed_out = false;
+        let expiry = Expiry {
+            command: "query_first",
+            connection_id: 7,
+            timed_out: &mut timed_out,
+            cut: &mut false,
+            killer: None,
+            watch: None,
+            abort: None,
+            commits: false,
+        };
+        let work = async {
+            tokio::time::sleep(S).await;
+            Ok(5)
+        };
+        assert_eq!(run(work, Some(bound), expiry).await.unwrap(), 5);
+        assert!(!timed_out);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flipped_switch_cuts_the_command_at_once() {
+        let switch = crate::abort::Switch::root().child();
+        let (mut timed_out, mut cut) = (false, false);
+        let expiry = Expiry {
+            command: "query_drop",
+            connection_id: 9,
+            timed_out: &mut timed_out,
+            cut: &mut cut,
+            killer: None,
+            watch: None,
+            abort: Some(&switch),
+            commits: false,
+        };
+        let start = Instant::now();
+        let flipper = switch.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(S).await;
+            flipper.flip(crate::CutReason::PoolClosed);
+        });
+        let err = run(
+            std::future::pending::<mysql_async::Result<()>>(),
+            None,
+            expiry,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(Instant::now(), start + S, "when the switch flipped");
+        assert!(cut && !timed_out);
+        let c = crate::CommandCut::find(&err).expect("a CommandCut");
+        assert!(c.sent && c.reason == crate::CutReason::PoolClosed);
+        assert!(err.to_string().contains("pool was closed"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_past_its_deadline_is_ambiguous_and_still_a_timeout() {
+        let bound = Deadlines::new(Some(S)).bound(Instant::now());
+        let mut timed_out = false;
+        let expiry = Expiry {
+            command: "query_drop",
+            connection_id: 3,
+            timed_out: &mut timed_out,
+            cut: &mut false,
+            killer: None,
+            watch: None,
+            abort: None,
+            commits: true,
+        };
+        let err = run(
+            std::future::pending::<mysql_async::Result<()>>(),
+            bound,
+            expiry,
+        )
+        .await
+        .unwrap_err();
+        let unknown = crate::OutcomeUnknown::find(&err).expect("ambiguous");
+        assert_eq!(unknown.connection_id, 3);
+        assert!(err.to_string().contains("ambiguous"), "{err}");
+        assert!(
+            CommandTimeout::find(&err).is_some(),
+            "still found as a timeout"
+        );
+        assert_eq!(
+            crate::classify_error(&err),
+            poolwarden::ErrorClass::Broken,
+            "the cause's class"
+        );
     }
 }

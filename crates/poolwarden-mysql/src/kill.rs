@@ -18,6 +18,16 @@
 //! queued query finds nothing running and is lost, while a killed session
 //! never runs it.
 //!
+//! The side connection is also how the manager tells "a slow statement on a
+//! live server" from "the server stopped answering": if the kill gets no
+//! answer (connect and `KILL` round trip) within
+//! [`unresponsive_after`](crate::MySqlManager::unresponsive_after), the
+//! server answers neither the command nor a fresh connection, and the
+//! manager black-holes its pool through its [`ServerSignal`] (once per
+//! silent episode: the next answer ends the episode). A kill that is
+//! answered, or refused at once (the server is down, not frozen: the pool
+//! sees that on its own connects), says nothing of the sort.
+//!
 //! One worker task per manager at a time, one side connection, the ids in
 //! a queue: a burst of timeouts (every borrower of a frozen server) costs
 //! one extra connection, not one each. Each id is tried until
@@ -34,6 +44,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use parking_lot::Mutex;
+use poolwarden::ServerSignal;
 use tokio::time::Instant;
 
 use crate::classify::codes;
@@ -84,11 +95,40 @@ pub struct DeadlineStats {
     pub kills_failed: u64,
     /// Kills queued or in flight.
     pub kills_pending: u64,
+    /// Commands cut because their pool closed or their cluster node was
+    /// marked down ([`CommandCut`](crate::CommandCut)).
+    pub commands_cut: u64,
+    /// Times the manager found that the server stopped answering (a kill
+    /// got no answer within `unresponsive_after`) and told its pool.
+    pub unresponsive_signals: u64,
+}
+
+/// The server answered neither a command (within its deadline) nor the side
+/// connection sent to kill it (within
+/// [`unresponsive_after`](crate::MySqlManager::unresponsive_after)): it
+/// stopped answering while its sockets stay open (frozen, a black-holed
+/// route, a hung proxy). The source of the pool's
+/// [`PoolError::Unresponsive`](poolwarden::PoolError::Unresponsive) then.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the MySQL server stopped answering: a command on connection {connection_id} passed its \
+     deadline and a fresh side connection got no answer within {} ms either; check the server \
+     and the network path to it",
+    waited.as_millis()
+)]
+#[non_exhaustive]
+pub struct ServerNotAnswering {
+    /// The connection whose command timed out.
+    pub connection_id: u32,
+    /// How long the side connection waited.
+    pub waited: Duration,
 }
 
 #[derive(Default)]
 struct Counts {
     timeouts: AtomicU64,
+    cuts: AtomicU64,
+    signals: AtomicU64,
     killed: AtomicU64,
     gone: AtomicU64,
     failed: AtomicU64,
@@ -108,16 +148,22 @@ pub(crate) struct Killer {
     watchdog: Arc<crate::watchdog::Watchdog>,
     opts: Opts,
     timeout: Duration,
+    /// No answer on the side connection within this: the server is silent.
+    answer_within: Duration,
+    /// Where that verdict goes (the pool's, once attached).
+    signal: Mutex<ServerSignal>,
     counts: Counts,
     queue: Mutex<Queue>,
 }
 
 impl Killer {
-    pub(crate) fn new(opts: Opts, timeout: Duration) -> Arc<Self> {
+    pub(crate) fn new(opts: Opts, timeout: Duration, answer_within: Duration) -> Arc<Self> {
         Arc::new(Killer {
             watchdog: crate::watchdog::Watchdog::new(),
             opts,
             timeout,
+            answer_within,
+            signal: Mutex::new(ServerSignal::detached()),
             counts: Counts::default(),
             queue: Mutex::new(Queue {
                 ids: VecDeque::new(),
@@ -137,6 +183,22 @@ impl Killer {
         self.counts.timeouts.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         metrics::counter!(METRIC_COMMAND_TIMEOUTS).increment(1);
+        self.queue_kill(id);
+    }
+
+    /// A command on connection `id` was cut (`abort.rs`): count it and
+    /// queue the kill. Never blocks.
+    pub(crate) fn command_cut(self: &Arc<Self>, id: u32) {
+        self.counts.cuts.fetch_add(1, Relaxed);
+        self.queue_kill(id);
+    }
+
+    /// The pool's handle for the "server stopped answering" verdict.
+    pub(crate) fn attach(&self, signal: ServerSignal) {
+        *self.signal.lock() = signal;
+    }
+
+    fn queue_kill(self: &Arc<Self>, id: u32) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             self.record(KillOutcome::Failed);
             return;
@@ -156,6 +218,11 @@ impl Killer {
         self.timeout
     }
 
+    /// The configured `unresponsive_after`.
+    pub(crate) fn answer_within(&self) -> Duration {
+        self.answer_within
+    }
+
     pub(crate) fn stats(&self) -> DeadlineStats {
         DeadlineStats {
             command_timeouts: self.counts.timeouts.load(Relaxed),
@@ -163,6 +230,8 @@ impl Killer {
             kills_gone: self.counts.gone.load(Relaxed),
             kills_failed: self.counts.failed.load(Relaxed),
             kills_pending: self.queue.lock().ids.len() as u64,
+            commands_cut: self.counts.cuts.load(Relaxed),
+            unresponsive_signals: self.counts.signals.load(Relaxed),
         }
     }
 
@@ -191,8 +260,27 @@ impl Killer {
     /// The worker: drains the queue over one side connection.
     async fn work(self: Arc<Self>) {
         let mut side: Option<Conn> = None;
+        // A silent episode was signalled; the next answer ends it.
+        let mut signalled = false;
         while let Some((id, by)) = self.next() {
-            let outcome = match tokio::time::timeout_at(by, self.kill(&mut side, id)).await {
+            let result = {
+                let attempt = tokio::time::timeout_at(by, self.kill(&mut side, id));
+                tokio::pin!(attempt);
+                match tokio::time::timeout(self.answer_within, &mut attempt).await {
+                    Ok(result) => result,
+                    Err(_silent) => {
+                        if !signalled {
+                            signalled = true;
+                            self.server_silent(id);
+                        }
+                        attempt.await
+                    }
+                }
+            };
+            if matches!(result, Ok(KillOutcome::Killed | KillOutcome::Gone)) {
+                signalled = false;
+            }
+            let outcome = match result {
                 Ok(outcome) => outcome,
                 Err(_) => {
                     side = None; // mid-command or mid-connect: unusable
@@ -210,6 +298,19 @@ impl Killer {
             // Bounded: a server that froze meanwhile does not keep the task.
             let _ = tokio::time::timeout(self.timeout, conn.disconnect()).await;
         }
+    }
+
+    /// The kill for connection `id` got no answer within `answer_within`:
+    /// tell the pool the server stopped answering.
+    fn server_silent(&self, id: u32) {
+        let error = ServerNotAnswering {
+            connection_id: id,
+            waited: self.answer_within,
+        };
+        tracing::warn!(%error, "black-holing the pool");
+        self.counts.signals.fetch_add(1, Relaxed);
+        let signal = self.signal.lock().clone();
+        signal.unresponsive(error);
     }
 
     async fn kill(&self, side: &mut Option<Conn>, id: u32) -> KillOutcome {
@@ -250,7 +351,11 @@ mod tests {
 
     #[test]
     fn without_a_runtime_the_kill_is_counted_as_failed() {
-        let killer = Killer::new(Opts::default(), Duration::from_secs(1));
+        let killer = Killer::new(
+            Opts::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
         killer.command_timed_out(5);
         let s = killer.stats();
         assert_eq!(
@@ -263,7 +368,7 @@ mod tests {
     async fn a_kill_that_cannot_connect_is_counted_and_the_worker_stops() {
         // Nothing listens on port 1 of the loopback address: refused at once.
         let opts = Opts::from_url("mysql://root@127.0.0.1:1/test").unwrap();
-        let killer = Killer::new(opts, Duration::from_secs(5));
+        let killer = Killer::new(opts, Duration::from_secs(5), Duration::from_secs(1));
         killer.command_timed_out(7);
         killer.command_timed_out(8);
         for _ in 0..1000 {

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+mod abort;
+mod ambiguous;
 mod classify;
 mod cluster;
 mod conn;
@@ -18,6 +20,8 @@ mod track;
 mod transactional;
 mod watchdog;
 
+pub use abort::{CommandCut, CutReason};
+pub use ambiguous::OutcomeUnknown;
 pub use classify::{classify_error, classify_server, codes, Classifier};
 pub use cluster::{
     read_reading, split_url, ClusterBuilder, ClusterConn, ClusterError, ClusterManager, DownReason,
@@ -27,8 +31,12 @@ pub use cluster::{
 pub use conn::MySqlConn;
 pub use connect::DEFAULT_TCP_KEEPALIVE;
 pub use deadline::{CommandTimeout, DeadlineSource, WithTimeout};
-pub use kill::{DeadlineStats, KillOutcome, METRIC_COMMAND_TIMEOUTS, METRIC_KILLS};
-pub use manager::{MySqlManager, DEFAULT_COMMAND_TIMEOUT, DEFAULT_KILL_TIMEOUT};
+pub use kill::{
+    DeadlineStats, KillOutcome, ServerNotAnswering, METRIC_COMMAND_TIMEOUTS, METRIC_KILLS,
+};
+pub use manager::{
+    MySqlManager, DEFAULT_COMMAND_TIMEOUT, DEFAULT_KILL_TIMEOUT, DEFAULT_UNRESPONSIVE_AFTER,
+};
 pub use policy::ResetPolicy;
 pub use sql::may_change_session;
 pub use stream::BoundedStream;

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder};
-use poolwarden::{ConnectionFacts, ErrorClass, Manager, Probe};
+use poolwarden::{ConnectionFacts, ErrorClass, Manager, Probe, ServerSignal};
 
+use crate::abort::{CutReason, Switch};
 use crate::classify::{classify_error, Classifier};
 use crate::conn::MySqlConn;
 use crate::connect;
@@ -52,8 +53,12 @@ pub struct MySqlManager {
     report_server_timeout: bool,
     /// The per-command bound of every connection.
     command_timeout: Option<Duration>,
-    /// Sends `KILL CONNECTION` for timed-out commands; counts them.
+    /// Sends `KILL CONNECTION` for timed-out commands; counts them; tells
+    /// the pool when the server stopped answering.
     killer: Arc<Killer>,
+    /// Flipped by `cut_in_flight` (`Pool::close` at `close_timeout`): cuts
+    /// every connection's commands (`abort.rs`).
+    switch: Switch,
 }
 
 /// The default [`MySqlManager::command_timeout`]: 30 s.
@@ -73,12 +78,23 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default [`MySqlManager::kill_timeout`]: 5 s.
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The default [`MySqlManager::unresponsive_after`]: 1 s. Far above a
+/// loopback or LAN connect plus one round trip, yet short enough that
+/// checkouts waiting on a frozen server fail fast soon after its first
+/// command deadline.
+pub const DEFAULT_UNRESPONSIVE_AFTER: Duration = Duration::from_secs(1);
+
 impl MySqlManager {
     /// A manager for these connection options.
     pub fn new(opts: impl Into<Opts>) -> Self {
         let opts = connect::apply_defaults(opts.into(), false);
         MySqlManager {
-            killer: Killer::new(opts.clone(), DEFAULT_KILL_TIMEOUT),
+            killer: Killer::new(
+                opts.clone(),
+                DEFAULT_KILL_TIMEOUT,
+                DEFAULT_UNRESPONSIVE_AFTER,
+            ),
+            switch: Switch::root(),
             opts,
             init: InitSql::default(),
             policy: ResetPolicy::default(),
@@ -163,8 +179,8 @@ impl MySqlManager {
         self.opts = OptsBuilder::from_opts(self.opts)
             .tcp_keepalive(keepalive)
             .into();
-        let kill_timeout = self.killer.timeout();
-        self.with_killer(kill_timeout)
+        let (timeout, answer_within) = (self.killer.timeout(), self.killer.answer_within());
+        self.with_killer(timeout, answer_within)
     }
 
     /// Let mysql_async reconnect through the server's Unix socket after a TCP
@@ -174,8 +190,8 @@ impl MySqlManager {
         self.opts = OptsBuilder::from_opts(self.opts)
             .prefer_socket(prefer)
             .into();
-        let kill_timeout = self.killer.timeout();
-        self.with_killer(kill_timeout)
+        let (timeout, answer_within) = (self.killer.timeout(), self.killer.answer_within());
+        self.with_killer(timeout, answer_within)
     }
 
     /// The longest any one command a borrower runs may take
@@ -203,14 +219,62 @@ impl MySqlManager {
     /// kill; it ends the session when it notices the client left. Counted
     /// in [`deadline_stats`](Self::deadline_stats).
     pub fn kill_timeout(self, timeout: Duration) -> Self {
-        self.with_killer(timeout)
+        let answer_within = self.killer.answer_within();
+        self.with_killer(timeout, answer_within)
+    }
+
+    /// How long the side connection sent to kill a timed-out command may
+    /// take to answer (connect and `KILL`) before the manager concludes
+    /// that the server stopped answering ([`DEFAULT_UNRESPONSIVE_AFTER`],
+    /// 1 s, unless set). Then it black-holes its pool
+    /// ([`ErrorClass::Unresponsive`]'s reaction: waiting checkouts fail
+    /// fast, connections opened before are retired, one round trip clears
+    /// it), whether or not the borrower reports the error; when the kill
+    /// is answered in time, the command was merely slow on a live server
+    /// and only its connection goes. Prevents checkouts queueing for
+    /// their whole timeout behind a frozen server, without treating a
+    /// slow statement as a dead server. Counted in
+    /// [`deadline_stats`](Self::deadline_stats) (`unresponsive_signals`).
+    pub fn unresponsive_after(self, after: Duration) -> Self {
+        let timeout = self.killer.timeout();
+        self.with_killer(timeout, after)
     }
 
     /// A new killer for the current options (its side connections use
     /// them too).
-    fn with_killer(mut self, timeout: Duration) -> Self {
-        self.killer = Killer::new(self.opts.clone(), timeout);
+    fn with_killer(mut self, timeout: Duration, answer_within: Duration) -> Self {
+        self.killer = Killer::new(self.opts.clone(), timeout, answer_within);
         self
+    }
+
+    /// The configured [`unresponsive_after`](Self::unresponsive_after).
+    pub fn configured_unresponsive_after(&self) -> Duration {
+        self.killer.answer_within()
+    }
+
+    /// Cut the commands in flight on this manager's connections (and the
+    /// commands called on them later) with `reason`.
+    pub(crate) fn cut_all(&self, reason: CutReason) {
+        self.switch.flip(reason);
+    }
+
+    /// Open a connection whose commands `abort` (a switch under this
+    /// manager's) can cut; the cluster manager passes its node's.
+    pub(crate) async fn connect_under(
+        &self,
+        abort: &Switch,
+    ) -> Result<MySqlConn, mysql_async::Error> {
+        let conn = connect::open(&self.opts, &self.init).await?;
+        Ok(conn.with_deadlines(
+            self.command_timeout,
+            Arc::clone(&self.killer),
+            abort.child(),
+        ))
+    }
+
+    /// This manager's switch, for the cluster manager's node switches.
+    pub(crate) fn switch(&self) -> &Switch {
+        &self.switch
     }
 
     /// The configured [`command_timeout`](Self::command_timeout).
@@ -262,6 +326,7 @@ impl fmt::Debug for MySqlManager {
             .field("init_sql", &self.init.statements().len())
             .field("classify_with", &self.classifier.is_some())
             .field("command_timeout", &self.command_timeout)
+            .field("unresponsive_after", &self.killer.answer_within())
             .finish()
     }
 }
@@ -269,9 +334,9 @@ impl fmt::Debug for MySqlManager {
 impl MySqlManager {
     /// The probe's verdict on `conn`, for the pool's probe `at`.
     fn probe_at(&self, conn: &mut MySqlConn, at: At) -> Probe {
-        if conn.timed_out {
-            // A command passed its deadline: whatever the driver shows, its
-            // answer may still arrive.
+        if conn.is_cut_off() {
+            // A command passed its deadline or was cut: whatever the
+            // driver shows, its answer may still arrive.
             return Probe::Corrupt;
         }
         let wire = probe::wire(&mut conn.inner);
@@ -289,8 +354,7 @@ impl Manager for MySqlManager {
     type Error = mysql_async::Error;
 
     async fn connect(&self) -> Result<MySqlConn, mysql_async::Error> {
-        let conn = connect::open(&self.opts, &self.init).await?;
-        Ok(conn.with_deadlines(self.command_timeout, Arc::clone(&self.killer)))
+        self.connect_under(&self.switch).await
     }
 
     /// `COM_PING`.
@@ -349,6 +413,20 @@ impl Manager for MySqlManager {
     /// borrower's `set_command_timeout`/`set_deadline` are forgotten.
     fn on_hand_out(&self, conn: &mut MySqlConn, deadline: Option<tokio::time::Instant>) {
         conn.deadlines.hand_out(deadline);
+    }
+
+    /// Keeps the pool's handle: the kill worker black-holes the pool
+    /// through it when the server stops answering (see
+    /// [`unresponsive_after`](Self::unresponsive_after)).
+    fn attach(&self, signal: ServerSignal) {
+        self.killer.attach(signal);
+    }
+
+    /// Cuts every command in flight on this manager's connections, and any
+    /// called later, with a [`CommandCut`](crate::CommandCut) saying the
+    /// pool closed; their kills are queued (best effort).
+    fn cut_in_flight(&self) {
+        self.cut_all(CutReason::PoolClosed);
     }
 
     fn facts(&self, conn: &MySqlConn) -> ConnectionFacts {

@@ -4,6 +4,7 @@
 use mysql_async::prelude::{AsQuery, FromRow, Queryable, StatementLike};
 use mysql_async::{BinaryProtocol, Params, QueryResult, ResultSetStream, Statement, TextProtocol};
 
+use crate::ambiguous::commit_kind;
 use crate::conn::{BoxFuture, MySqlConn};
 use crate::sql::may_change_session;
 
@@ -37,11 +38,12 @@ impl Queryable for MySqlConn {
         // Preparing runs nothing; what the statement would do is recorded
         // for when it is executed.
         let harmless = !may_change_session(query.as_query());
+        let commit = commit_kind(&query.as_query());
         let before = self.session().status;
         self.tracker.preparing(before);
         Box::pin(async move {
             let stmt = self.bounded("prep", move |c| c.prep(query)).await?;
-            self.tracker.prepared(stmt.id(), harmless);
+            self.tracker.prepared(stmt.id(), harmless, commit);
             Ok(stmt)
         })
     }

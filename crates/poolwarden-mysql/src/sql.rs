@@ -76,7 +76,7 @@ pub fn may_change_session(sql: impl AsRef<[u8]>) -> bool {
 
 /// A token outside comments; string literal contents are dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok<'a> {
+pub(crate) enum Tok<'a> {
     /// A keyword, an unquoted name or a number; also the content of a name
     /// in backquotes or double quotes (which may call a function).
     Word(&'a [u8]),
@@ -103,7 +103,7 @@ fn is_word_byte(b: u8) -> bool {
 }
 
 /// The tokens of `sql`, or `None` when it cannot be split reliably.
-fn lex(sql: &[u8]) -> Option<Vec<Tok<'_>>> {
+pub(crate) fn lex(sql: &[u8]) -> Option<Vec<Tok<'_>>> {
     let mut out = Vec::new();
     let mut i = 0;
     while let Some(&b) = sql.get(i) {
@@ -220,11 +220,11 @@ enum Kind {
     Other,
 }
 
-fn is(word: &[u8], keyword: &str) -> bool {
+pub(crate) fn is(word: &[u8], keyword: &str) -> bool {
     word.eq_ignore_ascii_case(keyword.as_bytes())
 }
 
-fn is_any(word: &[u8], keywords: &[&str]) -> bool {
+pub(crate) fn is_any(word: &[u8], keywords: &[&str]) -> bool {
     keywords.iter().any(|k| is(word, k))
 }
 

@@ -1,5 +1,5 @@
 //! [`BoundedStream`]: a result-set stream that ends at its command's
-//! deadline.
+//! deadline, or when its connection's switch flips (`abort.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,6 +9,7 @@ use futures_core::Stream;
 use mysql_async::prelude::{FromRow, Protocol};
 use mysql_async::ResultSetStream;
 use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::deadline::{Bound, Expiry};
 
@@ -17,54 +18,34 @@ use crate::deadline::{Bound, Expiry};
 /// [`MySqlConn::exec_stream`](crate::MySqlConn::exec_stream): mysql_async's
 /// [`ResultSetStream`], bounded by the command's deadline until its last
 /// row. Past the deadline it yields one
-/// [`CommandTimeout`](crate::CommandTimeout) error and ends; the
-/// connection is then discarded when it goes back to the pool.
+/// [`CommandTimeout`](crate::CommandTimeout) error and ends (a
+/// [`CommandCut`](crate::CommandCut) when the pool closes or the cluster
+/// node is marked down meanwhile); the connection is then discarded when it
+/// goes back to the pool.
 pub struct BoundedStream<'a, T, P> {
     rows: ResultSetStream<'a, 'a, 'static, T, P>,
-    /// The deadline's timer and what it bounds; `None` without a deadline
-    /// or once it fired.
-    deadline: Option<(Timer, Bound, Expiry<'a>)>,
+    /// The deadline's timer and what it bounds; `None` without a deadline.
+    deadline: Option<(Pin<Box<Sleep>>, Bound)>,
+    /// Completes when the connection's switch flips; `None` without one.
+    flipped: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Taken when the stream ends early.
+    expiry: Option<Expiry<'a>>,
     done: bool,
-}
-
-/// What tells a stream its deadline passed: the connection's watch, armed
-/// for the stream's life (`watchdog.rs`), or a timer of its own for a
-/// connection made outside a manager.
-enum Timer {
-    Watch,
-    Sleep(Pin<Box<Sleep>>),
 }
 
 impl<'a, T, P> BoundedStream<'a, T, P> {
     pub(crate) fn new(
         rows: ResultSetStream<'a, 'a, 'static, T, P>,
         bound: Option<Bound>,
+        flipped: Option<WaitForCancellationFutureOwned>,
         expiry: Expiry<'a>,
     ) -> Self {
-        let deadline = bound.map(|b| {
-            let timer = match expiry.watch {
-                Some(watch) => {
-                    watch.arm(b.at);
-                    Timer::Watch
-                }
-                None => Timer::Sleep(Box::pin(tokio::time::sleep_until(b.at))),
-            };
-            (timer, b, expiry)
-        });
         BoundedStream {
             rows,
-            deadline,
+            deadline: bound.map(|b| (Box::pin(tokio::time::sleep_until(b.at)), b)),
+            flipped: flipped.map(Box::pin),
+            expiry: Some(expiry),
             done: false,
-        }
-    }
-
-    /// The stream ended (last row, error or deadline): stop watching.
-    fn finish(&mut self) {
-        self.done = true;
-        if let Some((Timer::Watch, _, expiry)) = &self.deadline {
-            if let Some(watch) = expiry.watch {
-                watch.disarm();
-            }
         }
     }
 
@@ -87,30 +68,29 @@ where
             return Poll::Ready(None);
         }
         if let Poll::Ready(item) = Pin::new(&mut this.rows).poll_next(cx) {
-            if item.is_none() {
-                this.finish();
-            }
+            this.done = item.is_none();
             return Poll::Ready(item);
         }
         let expired = match &mut this.deadline {
-            Some((Timer::Sleep(sleep), _, _)) => sleep.as_mut().poll(cx).is_ready(),
-            Some((Timer::Watch, _, expiry)) => expiry.watch.is_some_and(|w| w.poll_fired(cx)),
+            Some((sleep, bound)) => sleep.as_mut().poll(cx).is_ready().then_some(*bound),
+            None => None,
+        };
+        let flipped = match &mut this.flipped {
+            Some(f) => f.as_mut().poll(cx).is_ready(),
             None => false,
         };
-        if expired {
-            this.finish();
-            if let Some((_, bound, expiry)) = this.deadline.take() {
-                return Poll::Ready(Some(Err(expiry.expire(bound).into())));
-            }
+        if expired.is_none() && !flipped {
+            return Poll::Pending;
         }
-        Poll::Pending
-    }
-}
-
-impl<T, P> Drop for BoundedStream<'_, T, P> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.finish();
-        }
+        let Some(expiry) = this.expiry.take() else {
+            return Poll::Pending; // unreachable: `done` is set below
+        };
+        this.done = true;
+        let error = match (expired, expiry.abort) {
+            (Some(bound), _) => expiry.expire(bound).into(),
+            (None, Some(switch)) => expiry.cut(switch).into(),
+            (None, None) => return Poll::Ready(None), // no switch never flips
+        };
+        Poll::Ready(Some(Err(error)))
     }
 }

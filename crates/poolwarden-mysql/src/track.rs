@@ -8,6 +8,7 @@ use mysql_async::consts::StatusFlags;
 use mysql_async::prelude::{AsQuery, StatementLike};
 use mysql_async::Statement;
 
+use crate::ambiguous::{commit_kind, Commit};
 use crate::sql::may_change_session;
 
 /// What [`MySqlConn`](crate::MySqlConn) saw the borrowers do since it was last made clean.
@@ -21,6 +22,11 @@ pub(crate) struct Tracker {
     harmless: HashSet<u32>,
     /// Whether `Conn::last_ok_packet()` can be believed.
     status: StatusSource,
+    /// Ids of prepared statements whose text never commits (reads), for
+    /// `ambiguous.rs`. Bounded like `harmless`.
+    reads: HashSet<u32>,
+    /// Whether the command about to run commits (`ambiguous.rs`).
+    commit: Commit,
 }
 
 /// Where the probe reads the server's last status (open transaction,
@@ -55,12 +61,14 @@ impl Tracker {
             self.dirty = true;
         }
         self.status = StatusSource::Live;
+        self.commit = commit_kind(sql);
     }
 
     /// A statement whose text is unknown is about to run.
     pub(crate) fn unknown_statement(&mut self) {
         self.dirty = true;
         self.status = StatusSource::Live;
+        self.commit = Commit::IfAutocommit;
     }
 
     /// A command that ends with a real status and changes nothing (a ping,
@@ -68,6 +76,22 @@ impl Tracker {
     /// to run.
     pub(crate) fn live(&mut self) {
         self.status = StatusSource::Live;
+        self.commit = Commit::Never;
+    }
+
+    /// Prepared statement `id` is about to be executed: it commits unless
+    /// its text was seen to be a read.
+    pub(crate) fn executing(&mut self, id: u32) {
+        self.commit = if self.reads.contains(&id) {
+            Commit::Never
+        } else {
+            Commit::IfAutocommit
+        };
+    }
+
+    /// Whether the command about to run commits.
+    pub(crate) fn commit(&self) -> Commit {
+        self.commit
     }
 
     /// A batch is about to run: with no parameter sets it executes nothing
@@ -91,7 +115,15 @@ impl Tracker {
     }
 
     /// A statement was prepared (executing it comes later).
-    pub(crate) fn prepared(&mut self, id: u32, harmless: bool) {
+    pub(crate) fn prepared(&mut self, id: u32, harmless: bool, commit: Commit) {
+        if commit == Commit::Never {
+            if self.reads.len() >= MAX_HARMLESS_STATEMENTS && !self.reads.contains(&id) {
+                self.reads.clear();
+            }
+            self.reads.insert(id);
+        } else {
+            self.reads.remove(&id);
+        }
         if harmless {
             if self.harmless.len() >= MAX_HARMLESS_STATEMENTS && !self.harmless.contains(&id) {
                 self.harmless.clear();
@@ -105,6 +137,7 @@ impl Tracker {
     /// A prepared statement was closed.
     pub(crate) fn closed(&mut self, id: u32) {
         self.harmless.remove(&id);
+        self.reads.remove(&id);
     }
 
     /// Whether executing prepared statement `id` is known to be harmless.
@@ -121,6 +154,7 @@ impl Tracker {
     pub(crate) fn reset(&mut self) {
         self.dirty = false;
         self.harmless.clear();
+        self.reads.clear();
         self.status = StatusSource::Live;
     }
 
@@ -220,21 +254,35 @@ mod tests {
     #[test]
     fn tracker_remembers_harmless_prepared_statements() {
         let mut t = Tracker::default();
-        t.prepared(1, true);
-        t.prepared(2, false);
+        t.prepared(1, true, Commit::Never);
+        t.prepared(2, false, Commit::IfAutocommit);
         assert!(t.is_harmless(1));
         assert!(!t.is_harmless(2));
         assert!(!t.is_harmless(3), "unknown statements are not harmless");
+        // What executing each commits (ambiguous.rs).
+        t.executing(1);
+        assert_eq!(t.commit(), Commit::Never);
+        t.executing(2);
+        assert_eq!(t.commit(), Commit::IfAutocommit);
+        t.executing(3);
+        assert_eq!(t.commit(), Commit::IfAutocommit, "unknown: may commit");
+        t.sql(b"COMMIT");
+        assert_eq!(t.commit(), Commit::Always);
+        t.live();
+        assert_eq!(t.commit(), Commit::Never);
         t.closed(1);
         assert!(!t.is_harmless(1));
-        t.prepared(4, true);
+        t.executing(1);
+        assert_eq!(t.commit(), Commit::IfAutocommit, "closed: forgotten");
+        t.prepared(4, true, Commit::Never);
         t.reset();
         assert!(!t.is_harmless(4), "a reset drops every prepared statement");
         // Bounded.
         for id in 0..(MAX_HARMLESS_STATEMENTS as u32 + 10) {
-            t.prepared(id, true);
+            t.prepared(id, true, Commit::Never);
         }
         assert!(t.harmless.len() <= MAX_HARMLESS_STATEMENTS);
+        assert!(t.reads.len() <= MAX_HARMLESS_STATEMENTS);
         assert!(t.is_harmless(MAX_HARMLESS_STATEMENTS as u32 + 9));
     }
 

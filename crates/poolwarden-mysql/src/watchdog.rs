@@ -208,33 +208,6 @@ async fn watch_over(dog: Weak<Watchdog>, _running: Running) {
 }
 
 impl Watch {
-    /// Run `command` until `at`: `Some(output)`, or `None` when the
-    /// deadline passed first (the command's future is dropped then).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the returned future drops `command` and disarms the watch.
-    pub(crate) async fn run<T>(&self, at: Instant, command: impl Future<Output = T>) -> Option<T> {
-        let deadline = self.dog.nanos(at);
-        // NOTE: stored *before* it is published (see the module docs).
-        self.state.store(deadline, SeqCst);
-        let _armed = Armed(self);
-        self.dog.publish(deadline);
-        tokio::pin!(command);
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(output) = command.as_mut().poll(cx) {
-                return Poll::Ready(Some(output));
-            }
-            // Registered before the check: a firing after it wakes us.
-            self.waker.register(cx.waker());
-            if self.state.load(SeqCst) == FIRED {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
-        })
-        .await
-    }
-
     /// Arm the watch until `at` and wait for it to fire: a future to race
     /// against the command (the `Fired` disarms the watch when dropped,
     /// that is when the race ends either way).
@@ -243,8 +216,8 @@ impl Watch {
         Fired(self)
     }
 
-    /// Arm the watch for a stream's life: see [`Watch::poll_fired`] and
-    /// [`Watch::disarm`].
+    /// Arm the watch with a command's deadline (see [`Watch::until`],
+    /// [`Watch::poll_fired`] and [`Watch::disarm`]).
     pub(crate) fn arm(&self, at: Instant) {
         let deadline = self.dog.nanos(at);
         self.state.store(deadline, SeqCst);
@@ -285,15 +258,6 @@ impl Drop for Fired<'_> {
     }
 }
 
-/// Disarms the watch when the command's future ends or is dropped.
-struct Armed<'a>(&'a Watch);
-
-impl Drop for Armed<'_> {
-    fn drop(&mut self) {
-        self.0.disarm();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,16 +265,25 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
+    /// A command raced against its watch, as `deadline::run` does.
+    async fn run<T>(watch: &Watch, at: Instant, command: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            out = command => Some(out),
+            () = watch.until(at) => None,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_command_past_its_deadline_is_cut_at_it() {
         let dog = Watchdog::new();
         let watch = dog.watch();
         let start = Instant::now();
-        let out = watch.run(start + 2 * S, std::future::pending::<()>()).await;
+        let out = run(&watch, start + 2 * S, std::future::pending::<()>()).await;
         assert_eq!(out, None);
         assert_eq!(Instant::now(), start + 2 * S, "cut at its deadline");
         // The next command on the connection is not hit by the old firing.
-        assert_eq!(watch.run(Instant::now() + S, async { 7 }).await, Some(7));
+        assert_eq!(run(&watch, Instant::now() + S, async { 7 }).await, Some(7));
     }
 
     #[tokio::test(start_paused = true)]
@@ -318,9 +291,9 @@ mod tests {
         let dog = Watchdog::new();
         let watch = dog.watch();
         // An early deadline published by a command that finished at once.
-        assert_eq!(watch.run(Instant::now() + S, async { 1 }).await, Some(1));
+        assert_eq!(run(&watch, Instant::now() + S, async { 1 }).await, Some(1));
         let start = Instant::now();
-        let slow = watch.run(start + 3 * S, tokio::time::sleep(2 * S)).await;
+        let slow = run(&watch, start + 3 * S, tokio::time::sleep(2 * S)).await;
         assert_eq!(slow, Some(()), "the stale deadline at 1 s fired nothing");
         assert_eq!(Instant::now(), start + 2 * S);
     }
@@ -340,7 +313,7 @@ mod tests {
             () = watch.until(Instant::now() + 5 * S) => unreachable!("disarmed, re-armed later"),
             () = tokio::time::sleep(S) => {}
         }
-        assert_eq!(watch.run(Instant::now() + S, async { 3 }).await, Some(3));
+        assert_eq!(run(&watch, Instant::now() + S, async { 3 }).await, Some(3));
     }
 
     #[tokio::test(start_paused = true)]
@@ -349,12 +322,12 @@ mod tests {
         let (a, b) = (dog.watch(), dog.watch());
         let start = Instant::now();
         let late = tokio::spawn(async move {
-            b.run(Instant::now() + 5 * S, std::future::pending::<()>())
+            run(&b, Instant::now() + 5 * S, std::future::pending::<()>())
                 .await
                 .map_or(Instant::now(), |()| unreachable!())
         });
         tokio::task::yield_now().await; // the later deadline is published first
-        assert_eq!(a.run(start + S, std::future::pending::<()>()).await, None);
+        assert_eq!(run(&a, start + S, std::future::pending::<()>()).await, None);
         assert_eq!(Instant::now(), start + S);
         assert_eq!(late.await.unwrap(), start + 5 * S);
     }

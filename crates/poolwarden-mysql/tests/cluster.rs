@@ -11,22 +11,18 @@
 //! ```
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use poolwarden::{ErrorClass, Pool};
 use poolwarden_mysql::mysql_async::prelude::Queryable;
-use poolwarden_mysql::{
-    classify_error, mysql_async, ClusterManager, DownReason, NodeState, Routing,
-};
+use poolwarden_mysql::{mysql_async, ClusterManager, DownReason, NodeState, Routing};
 use poolwarden_testkit::{Galera, MariaDb};
 
-type ClusterPool = Pool<ClusterManager>;
+mod cluster_load;
 
-/// Bound on any wait for the cluster or the pool to reach a state.
-const WAIT: Duration = Duration::from_secs(60);
+use cluster_load::{wait_until, ClusterPool, Load, Write, WAIT};
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -62,124 +58,8 @@ fn pool_of(manager: ClusterManager) -> ClusterPool {
         .unwrap()
 }
 
-/// Polls `cond` every 10 ms until it holds, at most `timeout`.
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn state(pool: &ClusterPool, node: usize) -> NodeState {
     pool.manager().nodes()[node].state
-}
-
-/// What one write of the load did.
-#[derive(Debug, Clone)]
-struct Write {
-    key: u64,
-    started: Instant,
-    /// When the checkout handed the connection out.
-    got: Option<Instant>,
-    finished: Instant,
-    node: Option<usize>,
-    error: Option<(String, ErrorClass)>,
-}
-
-/// 32 tasks writing rows with client-made unique keys, until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    acked: Arc<AtomicU64>,
-    log: Arc<Mutex<Vec<Write>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    /// `tasks` writers; each write bounded by `deadline` (a frozen node
-    /// answers nothing).
-    fn start(pool: &ClusterPool, tasks: u64, deadline: Duration) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(AtomicU64::new(0));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let tasks = (0..tasks)
-            .map(|task| {
-                let (pool, stop, acked, log) =
-                    (pool.clone(), stop.clone(), acked.clone(), log.clone());
-                tokio::spawn(async move {
-                    // Bounded: at most 100k writes per task.
-                    for seq in 0..100_000u64 {
-                        if stop.load(SeqCst) {
-                            return;
-                        }
-                        let key = (task << 32) | seq;
-                        let started = Instant::now();
-                        let mut w = Write {
-                            key,
-                            started,
-                            got: None,
-                            finished: started,
-                            node: None,
-                            error: None,
-                        };
-                        match pool.get().await {
-                            Err(e) => w.error = Some((format!("checkout: {e}"), ErrorClass::Keep)),
-                            Ok(mut conn) => {
-                                w.got = Some(Instant::now());
-                                w.node = Some(conn.node());
-                                let r = tokio::time::timeout(
-                                    deadline,
-                                    conn.exec_drop(
-                                        "INSERT INTO w (k, task) VALUES (?, ?)",
-                                        (key, task),
-                                    ),
-                                )
-                                .await;
-                                match r {
-                                    Ok(Ok(())) => {
-                                        acked.fetch_add(1, SeqCst);
-                                    }
-                                    Ok(Err(e)) => {
-                                        conn.report_error(&e);
-                                        w.error = Some((e.to_string(), classify_error(&e)));
-                                    }
-                                    Err(_) => {
-                                        w.error =
-                                            Some(("no answer in 10 s".into(), ErrorClass::Keep))
-                                    }
-                                }
-                            }
-                        }
-                        w.finished = Instant::now();
-                        log.lock().push(w);
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            acked,
-            log,
-            tasks,
-        }
-    }
-
-    async fn wait_acked(&self, n: u64) {
-        let acked = self.acked.clone();
-        wait_until(&format!("{n} acknowledged writes"), WAIT, || {
-            acked.load(SeqCst) >= n
-        })
-        .await;
-    }
-
-    async fn finish(self) -> Vec<Write> {
-        self.stop.store(true, SeqCst);
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        let log = self.log.lock().clone();
-        log
-    }
 }
 
 /// An error the cluster itself returns to a command on a node that was
@@ -264,6 +144,8 @@ async fn killing_the_writer_under_load_loses_no_acknowledged_write() {
             ErrorClass::Disconnect,
             "not a clear disconnect: {text}"
         );
+        // An autocommit INSERT whose answer was lost: it says so.
+        assert!(w.ambiguous, "not reported as ambiguous: {text}");
     }
     let first_success = writes
         .iter()
@@ -447,16 +329,43 @@ async fn a_frozen_writer_is_left_alone_until_it_is_synced_again() {
         .readmit_after(Duration::from_secs(1))
         .build();
     let pool = pool_of(manager);
-    let load = Load::start(&pool, 8, Duration::from_secs(6));
+    // The outer bound (30 s) is above the manager's command timeout (its
+    // default, 30 s, too): commands in flight on the frozen node can only
+    // end sooner by being cut when it is marked down.
+    let load = Load::start(&pool, 8, Duration::from_secs(30));
     load.wait_acked(200).await;
 
+    // When the survivors accept writes again (as in the kill test).
+    let mut probe = mysql_async::Conn::new(
+        mysql_async::Opts::from_url(&cluster.url_for(
+            1,
+            MariaDb::PW_USER,
+            MariaDb::PW_PASSWORD,
+            "test",
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
     let paused = Instant::now();
     tokio::task::block_in_place(|| cluster.pause(0)).unwrap();
-    wait_until("the frozen writer to be marked down", WAIT, || {
-        state(&pool, 0) == NodeState::Down(DownReason::Unreachable)
-    })
-    .await;
-    let down = Instant::now();
+    let marked_down = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            wait_until("the frozen writer to be marked down", WAIT, || {
+                state(&pool, 0) == NodeState::Down(DownReason::Unreachable)
+            })
+            .await;
+            Instant::now()
+        })
+    };
+    probe
+        .query_drop("INSERT INTO test.w (k, task) VALUES (18446744073709551615, -1)")
+        .await
+        .unwrap();
+    let accepting = Instant::now();
+    drop(probe);
+    let down = marked_down.await.unwrap();
     let before = load.acked.load(SeqCst);
     load.wait_acked(before + 300).await;
 
@@ -506,8 +415,19 @@ async fn a_frozen_writer_is_left_alone_until_it_is_synced_again() {
                 w.started < down,
                 "an error for a checkout after the node was marked down: {text}"
             );
+            // Cut when the node was marked down (not left to its command
+            // timeout), and, an autocommit INSERT, ambiguous.
+            assert!(w.cut && w.ambiguous, "not cut as ambiguous: {text}");
+            assert!(text.contains("marked down"), "{text}");
         }
     }
+    let first_success = writes
+        .iter()
+        .filter(|w| w.error.is_none() && w.node != Some(0) && w.finished > paused)
+        .map(|w| w.finished)
+        .min()
+        .expect("no success on a survivor");
+    let last_cut = writes.iter().filter(|w| w.cut).map(|w| w.finished).max();
     let membership = writes
         .iter()
         .filter(|w| w.node != Some(0) && w.error.is_some())
@@ -520,10 +440,15 @@ async fn a_frozen_writer_is_left_alone_until_it_is_synced_again() {
     );
     let errors = writes.iter().filter(|w| w.error.is_some()).count();
     println!(
-        "frozen writer: marked down {} ms after SIGSTOP; {errors} errors ({membership} on the writer \
-         while the cluster's membership changed, the rest in flight on the frozen node); \
-         after SIGCONT used again {} ms later (stale Synced seen and refused: {stale_seen})",
+        "frozen writer: survivors accept writes {} ms after SIGSTOP, marked down {} ms after \
+         SIGSTOP, last in-flight command cut {} ms after SIGSTOP; first success on a survivor {} \
+         ms after they accept writes; {errors} errors ({membership} on the writer while the \
+         cluster's membership changed, the rest in flight on the frozen node, cut); after SIGCONT \
+         used again {} ms later (stale Synced seen and refused: {stale_seen})",
+        ms(paused, accepting),
         ms(paused, down),
+        last_cut.map_or(-1, |t| ms(paused, t)),
+        ms(accepting, first_success),
         ms(resumed, not_up),
     );
 }

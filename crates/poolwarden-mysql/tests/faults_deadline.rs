@@ -13,6 +13,7 @@ use common::{error_chain, Events, Paused};
 use futures_util::StreamExt;
 use poolwarden::{ErrorClass, Pool, PoolError, PooledConnection};
 use poolwarden_mysql::mysql_async::prelude::Queryable;
+use poolwarden_mysql::ServerNotAnswering;
 use poolwarden_mysql::{CommandTimeout, DeadlineSource, MySqlManager};
 use tokio::sync::mpsc;
 
@@ -88,9 +89,8 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
             holding.send(()).await.unwrap();
             let result = c.query_first::<i64, _>("SELECT SLEEP(30) /* cut */").await;
             let took = started.elapsed();
-            // As an application should: tell the pool (black hole).
-            let class = result.as_ref().err().map(|e| c.report_error(e));
-            (took, id, result, class)
+            // No `report_error`: the manager tells the pool itself.
+            (took, id, result)
         }));
     }
     for _ in 0..10 {
@@ -110,7 +110,7 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
     let mut cut_ids = HashSet::new();
     let mut holder_times = Vec::new();
     for h in holders {
-        let (took, id, result, class) = tokio::time::timeout(Duration::from_secs(30), h)
+        let (took, id, result) = tokio::time::timeout(Duration::from_secs(30), h)
             .await
             .expect("a holder hung on a frozen server")
             .unwrap();
@@ -118,7 +118,6 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
         let timeout = CommandTimeout::find(&err).unwrap_or_else(|| panic!("not a deadline: {err}"));
         assert_eq!(timeout.connection_id, id);
         assert_eq!(timeout.source, DeadlineSource::CommandTimeout);
-        assert_eq!(class, Some(ErrorClass::Unresponsive));
         assert!(took <= DEADLINE + SLACK, "holder answered after {took:?}");
         cut_ids.insert(u64::from(id));
         holder_times.push(took);
@@ -131,7 +130,7 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
             .expect("a waiter hung on a frozen server")
             .unwrap();
         let err = result.expect_err("a checkout succeeded on a frozen server");
-        // Timed out, or failed fast once a holder reported the black hole.
+        // Timed out, or failed fast once the manager black-holed the pool.
         assert!(
             err.is_timeout() || matches!(err, PoolError::Unresponsive { .. }),
             "{}",
@@ -146,6 +145,24 @@ async fn frozen_server_every_caller_answered_by_its_deadline_then_correct_result
     assert_eq!(cut_ids, warm_ids, "each holder had its own warm connection");
     let stats = pool.manager().deadline_stats();
     assert_eq!(stats.command_timeouts, 10, "{stats:?}");
+    // The kill got no answer either: the manager black-holed the pool
+    // (once), with no `report_error` from anyone.
+    let signalled = events
+        .wait_for(Duration::from_secs(10), |r| {
+            matches!(
+                r.kind,
+                common::Kind::Invalidated {
+                    cause: poolwarden::InvalidationCause::Unresponsive,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(
+        signalled.is_some(),
+        "the manager never signalled the black hole"
+    );
+    assert_eq!(pool.manager().deadline_stats().unresponsive_signals, 1);
 
     let frozen_for = frozen_at.elapsed();
     drop(paused);
@@ -307,6 +324,10 @@ async fn a_slow_statement_is_cut_and_killed_on_a_live_server() {
     );
     let rows = common::admin(&db, "SELECT COUNT(*) FROM test.dl_live");
     assert_eq!(rows[0][0], "0");
+    // The kill was answered: a slow statement on a live server, not a black
+    // hole.
+    assert_eq!(pool.manager().deadline_stats().unresponsive_signals, 0);
+    assert_eq!(pool.status().invalidations, 0);
 
     // The next checkout has the manager's timeout again, and a fresh
     // connection.
@@ -434,4 +455,63 @@ async fn a_command_past_its_deadline_is_not_sent() {
     assert_eq!(n, Some(0));
     assert_eq!(c.id(), id);
     assert_eq!(pool.manager().deadline_stats().command_timeouts, 0);
+}
+
+/// The black hole comes from the manager, not from the borrower: a command
+/// cut at its deadline on a frozen server, never reported, and a checkout
+/// waiting behind it (its timeout 30 s) fails fast with `Unresponsive`
+/// once the kill's side connection got no answer either; the error the
+/// borrower could report is `Broken` (this connection only). After SIGCONT
+/// one round trip clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_black_holes_the_pool_without_report_error() {
+    let _serial = common::serial().await;
+    let db = common::start_mariadb(&[]);
+    let pool = Pool::builder(
+        manager(&db.url(), Duration::from_millis(300))
+            .unresponsive_after(Duration::from_millis(500)),
+    )
+    .max_size(1)
+    .checkout_timeout(Duration::from_secs(30))
+    .validation_bypass(Duration::from_secs(60))
+    .build()
+    .unwrap();
+    let mut held = pool.get().await.unwrap();
+    assert_eq!(common::select_42(&mut held).await.unwrap(), Some(42));
+
+    let paused = Paused::new(&db);
+    let err = held
+        .query_drop("SELECT 1 /* frozen */")
+        .await
+        .expect_err("answered while frozen");
+    assert!(CommandTimeout::find(&err).is_some(), "{err}");
+    assert_eq!(
+        held.report_error(&err),
+        ErrorClass::Broken,
+        "a command timeout alone says nothing about the server"
+    );
+    // The only connection is still held: this checkout waits.
+    let p = pool.clone();
+    let waiter = tokio::spawn(async move { p.get().await.map(|_| ()) });
+    let res = tokio::time::timeout(Duration::from_secs(20), waiter)
+        .await
+        .expect("the waiter waited for its whole timeout: no black hole")
+        .unwrap();
+    let err = res.expect_err("a checkout succeeded on a frozen server");
+    let PoolError::Unresponsive { source } = &err else {
+        panic!("not Unresponsive: {}", error_chain(&err));
+    };
+    assert!(
+        source.downcast_ref::<ServerNotAnswering>().is_some(),
+        "{}",
+        error_chain(&err)
+    );
+    assert_eq!(pool.manager().deadline_stats().unresponsive_signals, 1);
+    drop(held);
+    drop(paused);
+    let mut c = pool
+        .get_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("after SIGCONT: {}", error_chain(&e)));
+    assert_eq!(common::select_42(&mut c).await.unwrap(), Some(42));
 }

@@ -27,15 +27,17 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   (too many connections: the pool backs off and serves through the
 ///   connections it has, F9), `40001`, `40P01`, class `23`, `57014`
 ///   (statement cancelled), and conversion errors.
-/// * An [`Error::Deadline`] is [`ErrorClass::Unresponsive`]: the server
-///   did not answer a command within its deadline (the pool discards the
-///   connection and treats the server as not answering until a round trip
-///   succeeds). The cut command is cancelled on the server.
+/// * An [`Error::Deadline`] is [`ErrorClass::Broken`]: this connection is
+///   discarded when reported (the cut command is cancelled on the server).
+///   Whether the *server* stopped answering is not decided from one slow
+///   command: the manager asks the server for a sign of life itself and
+///   black-holes the pool when none comes, reported or not (see
+///   [`PgManager::unresponsive_after`](crate::PgManager::unresponsive_after)).
 pub fn classify_error(error: &Error) -> ErrorClass {
     match error {
         Error::Postgres(e) => classify_postgres(e, false),
         Error::Connect { source, .. } => classify_postgres(source, true),
-        Error::Deadline { .. } => ErrorClass::Unresponsive,
+        Error::Deadline { .. } => ErrorClass::Broken,
     }
 }
 
@@ -115,11 +117,11 @@ mod tests {
     }
 
     #[test]
-    fn deadline_is_unresponsive() {
+    fn a_deadline_is_broken_not_a_black_hole() {
         let e = Error::Deadline {
             waited: std::time::Duration::from_secs(1),
         };
-        assert_eq!(classify_error(&e), ErrorClass::Unresponsive);
+        assert_eq!(classify_error(&e), ErrorClass::Broken);
         assert!(e.code().is_none());
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -19,6 +20,7 @@ use crate::facts::PgServerFacts;
 use crate::sql::{self, Effect};
 use crate::task::Task;
 use crate::track::{Seen, Tracker};
+use crate::verdict::Verdict;
 
 /// How many statements [`PgConn::prepare_cached`] keeps per connection;
 /// when full it starts over.
@@ -75,6 +77,8 @@ pub struct PgConn {
     statements: Mutex<HashMap<String, PgStatement>>,
     /// When the last command finished, for the idle-in-transaction warning.
     last_done: Mutex<Option<std::time::Instant>>,
+    /// Asked after a deadline: is the server alive (`verdict.rs`)?
+    verdict: Arc<Verdict>,
 }
 
 /// A statement prepared through [`PgConn::prepare`] or
@@ -190,6 +194,7 @@ impl PgConn {
         target: CancelTarget,
         cancel_timeout: Duration,
         command_timeout: Option<Duration>,
+        verdict: Arc<Verdict>,
     ) -> Self {
         let token = client.cancel_token();
         PgConn {
@@ -204,6 +209,7 @@ impl PgConn {
             deadline: None,
             statements: Mutex::new(HashMap::new()),
             last_done: Mutex::new(None),
+            verdict,
         }
     }
 
@@ -462,9 +468,11 @@ impl PgConn {
                 Ok(result) => result,
                 // `op` is dropped unfinished: an interrupted command.
                 Err(_) => {
+                    // Slow statement or silent server? Asked off this path.
+                    self.verdict.command_timed_out(&self.target);
                     return Err(Error::Deadline {
                         waited: started.elapsed(),
-                    })
+                    });
                 }
             },
         };

@@ -71,6 +71,8 @@ pub(crate) struct Open {
     pub(crate) cancel_timeout: Duration,
     pub(crate) command_timeout: Option<Duration>,
     pub(crate) tls: Tls,
+    /// Shared by the manager's connections (`verdict.rs`).
+    pub(crate) verdict: std::sync::Arc<crate::verdict::Verdict>,
 }
 
 /// Open a connection, spawn its task, run init SQL, read the server facts.
@@ -99,6 +101,7 @@ pub(crate) async fn open(config: &Config, how: &Open) -> Result<PgConn, Error> {
         CancelTarget::of(config, &how.tls),
         how.cancel_timeout,
         how.command_timeout,
+        std::sync::Arc::clone(&how.verdict),
     ))
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poolwarden::{ConnectionFacts, ErrorClass, Manager, Probe};
+use poolwarden::{ConnectionFacts, ErrorClass, Manager, Probe, ServerSignal};
 use tokio_postgres::Config;
 
 use crate::classify::{classify_error, Classifier};
@@ -13,6 +13,7 @@ use crate::connect::{self, Open};
 use crate::error::Error;
 use crate::policy::{self, At, Plan, ResetPolicy};
 use crate::reset::{self, InitSql};
+use crate::verdict::Verdict;
 
 /// The default bound on each command a borrower runs (like the MySQL
 /// manager's).
@@ -20,6 +21,10 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a cancel request may take by default.
 pub const DEFAULT_CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default [`PgManager::unresponsive_after`]: 1 s (like the MySQL
+/// manager's).
+pub const DEFAULT_UNRESPONSIVE_AFTER: Duration = Duration::from_secs(1);
 
 /// Opens, checks, resets and classifies PostgreSQL connections for a
 /// poolwarden pool.
@@ -58,6 +63,7 @@ impl PgManager {
                 cancel_timeout: DEFAULT_CANCEL_TIMEOUT,
                 command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
                 tls: crate::tls::Tls::None,
+                verdict: Verdict::new(DEFAULT_UNRESPONSIVE_AFTER),
             },
             policy: ResetPolicy::default(),
             classifier: None,
@@ -117,6 +123,28 @@ impl PgManager {
     pub fn cancel_timeout(mut self, timeout: Duration) -> Self {
         self.open.cancel_timeout = timeout;
         self
+    }
+
+    /// After a command passes its deadline, how long a sign of life asked
+    /// of the server on a fresh socket (an `SSLRequest`, which runs
+    /// nothing) may take before the manager concludes that the server
+    /// stopped answering ([`DEFAULT_UNRESPONSIVE_AFTER`], 1 s, unless
+    /// set). Then it black-holes its pool (waiting checkouts fail fast,
+    /// connections opened before are retired, one round trip clears it),
+    /// whether or not the borrower reports the error; when the server
+    /// answers, the command was merely slow and only its connection is
+    /// concerned. Prevents checkouts queueing for their whole timeout
+    /// behind a frozen server, without treating a slow statement as a dead
+    /// server. Only for a single TCP host or a Unix socket without TLS.
+    pub fn unresponsive_after(mut self, after: Duration) -> Self {
+        self.open.verdict = Verdict::new(after);
+        self
+    }
+
+    /// Times the manager found the server silent after a command deadline
+    /// and told its pool (see [`unresponsive_after`](Self::unresponsive_after)).
+    pub fn unresponsive_signals(&self) -> u64 {
+        self.open.verdict.signals()
     }
 
     /// Override the error classification. The closure gets the error and
@@ -203,6 +231,7 @@ impl fmt::Debug for PgManager {
             .field("policy", &self.policy)
             .field("init_sql", &self.open.init.statements().len())
             .field("command_timeout", &self.open.command_timeout)
+            .field("unresponsive_after", &self.open.verdict.within())
             .field("tls", &self.open.tls)
             .field("classify_with", &self.classifier.is_some())
             .finish()
@@ -249,6 +278,12 @@ impl Manager for PgManager {
     /// [`Pool::get_until`]: poolwarden::Pool::get_until
     fn on_hand_out(&self, conn: &mut PgConn, deadline: Option<tokio::time::Instant>) {
         conn.set_deadline(deadline);
+    }
+
+    /// Keeps the pool's handle for the "server stopped answering" verdict
+    /// (see [`unresponsive_after`](Self::unresponsive_after)).
+    fn attach(&self, signal: ServerSignal) {
+        self.open.verdict.attach(signal);
     }
 
     fn classify(&self, error: &Error) -> ErrorClass {
@@ -299,13 +334,13 @@ mod tests {
         let m = PgManager::from_url("postgres://app@127.0.0.1/shop")
             .unwrap()
             .classify_with(|_, default| match default {
-                ErrorClass::Unresponsive => ErrorClass::Broken,
+                ErrorClass::Broken => ErrorClass::Keep,
                 other => other,
             });
         let e = Error::Deadline {
             waited: Duration::from_secs(1),
         };
-        assert_eq!(m.classify(&e), ErrorClass::Broken);
-        assert_eq!(classify_error(&e), ErrorClass::Unresponsive);
+        assert_eq!(m.classify(&e), ErrorClass::Keep);
+        assert_eq!(classify_error(&e), ErrorClass::Broken);
     }
 }

@@ -181,9 +181,12 @@ async fn f10_black_holed_server_every_wait_is_bounded() {
     let timeout = Duration::from_secs(1);
     let bypass = Duration::from_millis(10);
     let events = Events::new();
+    // No black hole from the manager here (`faults_frozen.rs` has that):
+    // this test bounds each wait on its own, the reset on return included.
     let manager = PgManager::from_url(&db.url())
         .unwrap()
-        .command_timeout(Some(timeout));
+        .command_timeout(Some(timeout))
+        .unresponsive_after(Duration::from_secs(3600));
     let pool = common::builder_for(manager, &events)
         .max_size(2)
         .checkout_timeout(timeout)
@@ -359,10 +362,11 @@ async fn f11_build_and_connect_reports_bad_credentials_at_start_up() {
     }
 }
 
-/// F10 with the contract's black-hole mode: a command cut by its deadline
-/// on a frozen server, reported to the pool, is `Unresponsive`: waiting
-/// checkouts then fail at once instead of each waiting its timeout, and the
-/// pool serves again after `resume()`.
+/// F10 with the black-hole mode: a command cut by its deadline on a frozen
+/// server (reported: `Broken`, this connection only) makes the manager ask
+/// the server for a sign of life; none comes, so the manager black-holes
+/// the pool: the waiting checkout fails with `Unresponsive` instead of
+/// waiting its timeout, and the pool serves again after `resume()`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f10_a_cut_command_on_a_frozen_server_makes_checkouts_fail_fast() {
     let _serial = common::serial().await;
@@ -378,7 +382,7 @@ async fn f10_a_cut_command_on_a_frozen_server_makes_checkouts_fail_fast() {
     held.set_deadline(Some(until));
     let err = held.query("SELECT 1", &[]).await.unwrap_err();
     assert!(matches!(err, Error::Deadline { .. }), "{err}");
-    assert_eq!(held.report_error(&err), ErrorClass::Unresponsive);
+    assert_eq!(held.report_error(&err), ErrorClass::Broken);
     drop(held);
 
     let started = Instant::now();

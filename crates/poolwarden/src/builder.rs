@@ -124,6 +124,9 @@ impl<M: Manager> Builder<M> {
     pub fn build(self) -> Result<Pool<M>, BuildError> {
         validate(&self.config)?;
         let shared = Arc::new(Shared::new(self.manager, self.config, self.observer));
+        shared
+            .manager
+            .attach(crate::signal::ServerSignal::new(&shared));
         if tokio::runtime::Handle::try_current().is_ok() {
             shared.start_maintenance();
         }

@@ -117,6 +117,13 @@ impl<M: Manager> Shared<M> {
         }
     }
 
+    /// `cut_in_flight` (at `close_timeout`); a panic is counted and logged.
+    pub(crate) fn cut_in_flight(&self) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.manager.cut_in_flight())) {
+            let _ = self.panicked(ManagerCall::CutInFlight, panic_message(&*p));
+        }
+    }
+
     /// `on_hand_out`; a panic leaves the connection as it is (the borrower
     /// gets it without a deadline) and is counted and logged.
     pub(crate) fn on_hand_out(

@@ -51,7 +51,11 @@ impl<M: Manager> Pool<M> {
     /// Close the pool: stop handing out connections (waiting and new
     /// checkouts fail with [`PoolError::Closed`]), close idle connections,
     /// then wait up to `close_timeout` for checked-out ones to come back and
-    /// close them as they do.
+    /// close them as they do. At `close_timeout` the manager cuts the
+    /// commands still in flight on checked-out connections
+    /// ([`Manager::cut_in_flight`](crate::Manager::cut_in_flight)): their
+    /// borrowers get the manager's error at once (the pool is not waited
+    /// for any longer), and the connections are closed when returned.
     ///
     /// # Cancel safety
     /// Cancel safe: the pool is closed as soon as this is first polled;
@@ -79,7 +83,8 @@ impl<M: Manager> Pool<M> {
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!(pool = %shared.cfg.name, open, held, "close: connections still checked out after close_timeout; they will be closed when returned");
+                    tracing::warn!(pool = %shared.cfg.name, open, held, "close: connections still checked out after close_timeout; their commands in flight are cut, and they are closed when returned");
+                    shared.cut_in_flight();
                     return;
                 }
             }

@@ -171,6 +171,26 @@ pub trait Manager: Send + Sync + 'static {
         let _ = (conn, deadline);
     }
 
+    /// Called once, when the pool is built, with the handle through which
+    /// the manager tells the pool what it learns about the server outside
+    /// the pool's calls ([`ServerSignal::unresponsive`]: a command deadline
+    /// passed and a side connection got no answer either). Synchronous and
+    /// without I/O: store the handle. The default drops it.
+    ///
+    /// [`ServerSignal::unresponsive`]: crate::ServerSignal::unresponsive
+    fn attach(&self, signal: crate::ServerSignal) {
+        let _ = signal;
+    }
+
+    /// Called by [`Pool::close`](crate::Pool::close) when `close_timeout`
+    /// has passed and connections are still checked out: cut the commands
+    /// in flight on them (and refuse new ones), each failing with an error
+    /// that says the pool closed, so their borrowers return them. The
+    /// manager owns its connections' commands; the pool cannot cut them.
+    /// Synchronous and without I/O. The default does nothing (the pool then
+    /// closes those connections whenever they come back).
+    fn cut_in_flight(&self) {}
+
     /// Facts about the server learned when `conn` was opened.
     ///
     /// The default knows nothing.

@@ -68,6 +68,8 @@ pub enum ManagerCall {
     Classify,
     /// [`on_hand_out`](crate::Manager::on_hand_out).
     HandOut,
+    /// [`cut_in_flight`](crate::Manager::cut_in_flight), at `close_timeout`.
+    CutInFlight,
 }
 
 impl ManagerCall {
@@ -81,6 +83,7 @@ impl ManagerCall {
             ManagerCall::Probe => "probe",
             ManagerCall::Classify => "classify",
             ManagerCall::HandOut => "on_hand_out",
+            ManagerCall::CutInFlight => "cut_in_flight",
         }
     }
 }

@@ -15,10 +15,6 @@ use super::reading::{self, Accept};
 use super::url::{self, ClusterError};
 use crate::manager::MySqlManager;
 
-/// `ER_UNKNOWN_COM_ERROR`: what a Galera node that is not ready answers
-/// ("WSREP has not yet prepared node for application use").
-const WSREP_NOT_READY: u16 = 1047;
-
 /// Which node new connections go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -229,12 +225,7 @@ impl ClusterBuilder {
         let nodes = self
             .nodes
             .into_iter()
-            .map(|(address, manager)| Node {
-                manager,
-                address,
-                generation: Default::default(),
-                open: Default::default(),
-            })
+            .map(|(address, manager)| Node::new(manager, address))
             .collect();
         let rules = Rules {
             routing: self.routing,
@@ -330,7 +321,11 @@ impl ClusterManager {
             nodes.down(i, Some(seen), DownReason::Unreachable, Some(e.to_string()));
             Attempt::Failed(e)
         };
-        let mut conn = node.manager.connect().await.map_err(failed)?;
+        let mut conn = node
+            .manager
+            .connect_under(&node.switch())
+            .await
+            .map_err(failed)?;
         let reading = reading::read_reading(&mut conn.inner)
             .await
             .map_err(failed)?;
@@ -502,7 +497,10 @@ impl Manager for ClusterManager {
     /// every node's connections.
     fn classify(&self, error: &mysql_async::Error) -> ErrorClass {
         let class = self.shared.nodes.nodes[0].manager.classify(error);
-        let not_ready = matches!(error, mysql_async::Error::Server(e) if e.code == WSREP_NOT_READY);
+        let not_ready = matches!(
+            crate::ambiguous::cause(error),
+            mysql_async::Error::Server(e) if e.code == crate::ambiguous::WSREP_NOT_READY
+        );
         if matches!(class, ErrorClass::Disconnect | ErrorClass::Unresponsive) || not_ready {
             self.check_now();
             return ErrorClass::Broken;
@@ -518,6 +516,14 @@ impl Manager for ClusterManager {
     fn on_hand_out(&self, conn: &mut ClusterConn, deadline: Option<tokio::time::Instant>) {
         let node = &self.shared.nodes.nodes[conn.node].manager;
         node.on_hand_out(&mut conn.conn, deadline);
+    }
+
+    /// Cuts the commands in flight on every node's connections (each node
+    /// manager's [`cut_in_flight`](Manager::cut_in_flight)).
+    fn cut_in_flight(&self) {
+        for node in &self.shared.nodes.nodes {
+            node.manager.cut_in_flight();
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::manager::Routing;
 use super::reading::{Accept, Reading};
+use crate::abort::{CutReason, Switch};
 use crate::manager::MySqlManager;
 
 /// Gauge (feature `metrics`): 1 while the pool uses the node (label `node`,
@@ -113,6 +114,54 @@ pub(crate) struct Node {
     pub(crate) address: String,
     pub(crate) generation: AtomicU64,
     pub(crate) open: AtomicUsize,
+    /// The switch new connections to the node are opened under (a child of
+    /// the node manager's); flipped and replaced when the node is marked
+    /// down for a reason that stalls its commands ([`DownReason::cuts`]).
+    switch: Mutex<Switch>,
+}
+
+impl Node {
+    pub(crate) fn new(manager: MySqlManager, address: String) -> Self {
+        let switch = Mutex::new(manager.switch().child());
+        Node {
+            manager,
+            address,
+            generation: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
+            switch,
+        }
+    }
+
+    /// The switch a new connection to this node is opened under.
+    pub(crate) fn switch(&self) -> Switch {
+        self.switch.lock().clone()
+    }
+
+    /// Cut the commands in flight on this node's connections; connections
+    /// opened from now on get a fresh switch.
+    fn cut(&self, reason: DownReason) {
+        let fresh = self.manager.switch().child();
+        let old = std::mem::replace(&mut *self.switch.lock(), fresh);
+        old.flip(CutReason::NodeDown {
+            address: self.address.clone(),
+            why: reason.to_string(),
+        });
+    }
+}
+
+impl DownReason {
+    /// Whether commands in flight on the node are cut when it is marked
+    /// down for this reason: only when it does not answer (frozen, dead,
+    /// cut off by the network): its commands would wait for their deadline.
+    /// A node that answers (out of the primary component, not ready, not
+    /// Synced, read-only, a stale view) answers its in-flight commands
+    /// itself, with a result or an error such as 1047; cutting them would
+    /// add errors during the short view changes in which a healthy node
+    /// reads not ready. Its connections are retired at their next checkout
+    /// or return either way.
+    pub fn cuts(self) -> bool {
+        matches!(self, DownReason::Unreachable)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -204,7 +253,12 @@ impl Nodes {
         h.state = NodeState::Down(reason);
         if matches!(was, NodeState::Up | NodeState::Unknown) {
             self.retire(i);
-            tracing::warn!(node = %self.nodes[i].address, %reason, error = h.last_error.as_deref().unwrap_or(""), "cluster node down; retiring its connections");
+            tracing::warn!(node = %self.nodes[i].address, %reason, error = h.last_error.as_deref().unwrap_or(""), cut = reason.cuts(), "cluster node down; retiring its connections");
+        }
+        // NOTE: also when it was down already (for a reason that did not
+        // cut): commands still in flight there stall now.
+        if reason.cuts() {
+            self.nodes[i].cut(reason);
         }
         if t.writer == Some(i) {
             t.writer = None;
@@ -444,11 +498,11 @@ mod tests {
 
     fn nodes(routing: Routing) -> Nodes {
         let list = (0..3)
-            .map(|i| Node {
-                manager: MySqlManager::new(mysql_async::OptsBuilder::default()),
-                address: format!("n{i}"),
-                generation: AtomicU64::new(0),
-                open: AtomicUsize::new(0),
+            .map(|i| {
+                Node::new(
+                    MySqlManager::new(mysql_async::OptsBuilder::default()),
+                    format!("n{i}"),
+                )
             })
             .collect();
         Nodes::new(
@@ -496,6 +550,40 @@ mod tests {
         n.down(0, Some(0), DownReason::Unreachable, None);
         assert_eq!(n.generation(0), 1);
         assert!(n.describe().contains("n0: unreachable (refused)"));
+    }
+
+    #[test]
+    fn marking_a_node_down_cuts_its_commands_unless_it_merely_lags() {
+        let n = nodes(single_writer());
+        let t0 = Instant::now();
+        for i in 0..3 {
+            n.observe(i, Ok(synced(3)), t0);
+        }
+        let (on0, on1) = (n.nodes[0].switch(), n.nodes[1].switch());
+        let mut donor = synced(3);
+        donor.local_state = 2;
+        n.observe(1, Ok(donor), t0);
+        assert!(!on1.is_flipped(), "a donor keeps serving what it started");
+        n.observe(0, Err("no answer within 1s".into()), t0);
+        assert!(on0.is_flipped(), "an unreachable node's commands are cut");
+        let text = on0.reason().to_string();
+        assert!(
+            text.contains("n0") && text.contains("unreachable"),
+            "{text}"
+        );
+        assert!(
+            !n.nodes[0].switch().is_flipped(),
+            "new connections get a fresh switch"
+        );
+        // Out of the primary component, but answering: not cut.
+        let mut cut_off = synced(3);
+        cut_off.cluster_status = "non-Primary".into();
+        n.observe(1, Ok(cut_off), t0);
+        assert!(!on1.is_flipped());
+        // Down already (not Synced), then unreachable: cut.
+        n.observe(1, Err("no answer within 1s".into()), t0);
+        assert!(on1.is_flipped());
+        assert!(!n.nodes[2].switch().is_flipped());
     }
 
     #[test]

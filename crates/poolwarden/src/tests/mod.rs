@@ -10,6 +10,7 @@ mod leaks;
 mod model;
 mod return_path;
 mod script;
+mod signal;
 mod waiters;
 
 use std::sync::Arc;

@@ -66,6 +66,10 @@ pub(crate) struct Script {
     pub(crate) facts_panics: AtomicUsize,
     /// The server closed the sockets of connections with ids up to this.
     pub(crate) closed_up_to: AtomicU64,
+    /// What `attach` got.
+    pub(crate) signal: Mutex<Option<crate::ServerSignal>>,
+    /// Times `cut_in_flight` was called.
+    pub(crate) cuts: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -108,6 +112,14 @@ impl Scripted {
     }
     pub(crate) fn panic_facts(&self, n: usize) {
         self.0.facts_panics.store(n, SeqCst);
+    }
+    /// The manager's own finding: the server stopped answering.
+    pub(crate) fn signal_unresponsive(&self) -> bool {
+        let signal = self.0.signal.lock().clone().expect("attached");
+        signal.unresponsive(ScriptError(ErrorClass::Unresponsive))
+    }
+    pub(crate) fn count_cuts(&self) -> usize {
+        self.0.cuts.load(SeqCst)
     }
     pub(crate) fn max_live(&self) -> usize {
         self.0.counts.max_live.load(SeqCst)
@@ -164,6 +176,14 @@ impl Manager for Scripted {
             return Probe::Closed;
         }
         conn.probe
+    }
+
+    fn attach(&self, signal: crate::ServerSignal) {
+        *self.0.signal.lock() = Some(signal);
+    }
+
+    fn cut_in_flight(&self) {
+        self.0.cuts.fetch_add(1, SeqCst);
     }
 
     fn on_hand_out(&self, conn: &mut Conn, deadline: Option<tokio::time::Instant>) {
