@@ -16,6 +16,7 @@ use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{self, CancelTarget};
+use crate::connect::Open;
 use crate::error::Error;
 use crate::facts::PgServerFacts;
 use crate::sql::{self, Effect};
@@ -195,10 +196,7 @@ impl PgConn {
         task: Task,
         facts: PgServerFacts,
         target: CancelTarget,
-        cancel_timeout: Duration,
-        command_timeout: Option<Duration>,
-        verdict: Arc<Verdict>,
-        cut: CancellationToken,
+        how: &Open,
     ) -> Self {
         let token = client.cancel_token();
         PgConn {
@@ -208,13 +206,13 @@ impl PgConn {
             task,
             token,
             target,
-            cancel_timeout,
-            command_timeout,
+            cancel_timeout: how.cancel_timeout,
+            command_timeout: how.command_timeout,
             deadline: None,
             statements: Mutex::new(HashMap::new()),
             last_done: Mutex::new(None),
-            verdict,
-            cut,
+            verdict: Arc::clone(&how.verdict),
+            cut: how.cut.child_token(),
         }
     }
 

@@ -102,10 +102,7 @@ pub(crate) async fn open(config: &Config, how: &Open) -> Result<PgConn, Error> {
         task,
         facts,
         CancelTarget::of(config, &how.tls),
-        how.cancel_timeout,
-        how.command_timeout,
-        std::sync::Arc::clone(&how.verdict),
-        how.cut.child_token(),
+        how,
     ))
 }
 
