@@ -64,8 +64,9 @@ impl fmt::Display for CutReason {
 /// reused) and the server is asked to stop the work (`KILL CONNECTION`,
 /// best effort). Whether a write that was sent took effect is unknown
 /// (see [`OutcomeUnknown`](crate::OutcomeUnknown) for a `COMMIT`).
-/// [`classify_error`](crate::classify_error) maps it to
-/// [`ErrorClass::Broken`](poolwarden::ErrorClass::Broken).
+/// [`classify_error`](crate::classify_error) maps a node's cut to
+/// [`ErrorClass::Disconnect`](poolwarden::ErrorClass::Disconnect) and a
+/// closed pool's to [`ErrorClass::Broken`](poolwarden::ErrorClass::Broken).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CommandCut {
@@ -204,5 +205,27 @@ mod tests {
         assert_eq!(other.reason(), CutReason::PoolClosed);
         // The node's own reason stays.
         assert!(matches!(conn.reason(), CutReason::NodeDown { .. }));
+    }
+
+    #[test]
+    fn a_node_down_cut_is_a_disconnect_a_pool_close_cut_is_broken() {
+        use poolwarden::ErrorClass;
+        let cut = |reason| {
+            mysql_async::Error::from(CommandCut {
+                command: "exec_drop",
+                connection_id: 1,
+                reason,
+                sent: true,
+            })
+        };
+        let node = CutReason::NodeDown {
+            address: "n0:3306".into(),
+            why: "unreachable".into(),
+        };
+        assert_eq!(crate::classify_error(&cut(node)), ErrorClass::Disconnect);
+        assert_eq!(
+            crate::classify_error(&cut(CutReason::PoolClosed)),
+            ErrorClass::Broken
+        );
     }
 }

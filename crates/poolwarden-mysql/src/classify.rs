@@ -14,6 +14,7 @@ use mysql_async::{DriverError, Error, IoError, ServerError};
 use mysql_common::proto::codec::error::PacketCodecError;
 use poolwarden::ErrorClass;
 
+use crate::abort::{CommandCut, CutReason};
 use crate::deadline::CommandTimeout;
 
 /// Server error codes the classification cares about (MySQL and MariaDB
@@ -117,8 +118,10 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   [`ServerSignal`](poolwarden::ServerSignal), with or without this
 ///   error being reported. `Keep` for one that was not sent because its
 ///   deadline had already passed.
-/// * A [`CommandCut`](crate::CommandCut) (the pool closed, or a cluster node
-///   was marked down, while the command ran) is [`ErrorClass::Broken`].
+/// * A [`CommandCut`](crate::CommandCut) is [`ErrorClass::Disconnect`] when
+///   its cluster node was marked down as unreachable (like the lost
+///   connection it stands for; the cluster manager itself turns it into
+///   `Broken` for the pool), [`ErrorClass::Broken`] when its pool closed.
 /// * An [`OutcomeUnknown`](crate::OutcomeUnknown) has the class of its
 ///   cause.
 /// * [`ErrorClass::Fatal`]: 1044, 1045, 1049, 1129, 1130, 1251, 1524, 1698,
@@ -139,6 +142,13 @@ pub fn classify_error(error: &Error) -> ErrorClass {
         Error::Io(e) => classify_io(e),
         Error::Driver(e) => classify_driver(e),
         Error::Url(_) => ErrorClass::Fatal,
+        Error::Other(e) if e.is::<CommandCut>() => match e.downcast_ref::<CommandCut>() {
+            Some(CommandCut {
+                reason: CutReason::NodeDown { .. },
+                ..
+            }) => ErrorClass::Disconnect,
+            _ => ErrorClass::Broken,
+        },
         Error::Other(e) => match e.downcast_ref::<CommandTimeout>() {
             // Not sent (its deadline had passed before): says nothing
             // about the server or the connection.

@@ -112,6 +112,8 @@ impl Tracker {
         if self.status == StatusSource::Live {
             self.status = StatusSource::Saved(before);
         }
+        // Preparing commits nothing.
+        self.commit = Commit::Never;
     }
 
     /// A statement was prepared (executing it comes later).
@@ -138,6 +140,8 @@ impl Tracker {
     pub(crate) fn closed(&mut self, id: u32) {
         self.harmless.remove(&id);
         self.reads.remove(&id);
+        // Closing a statement commits nothing.
+        self.commit = Commit::Never;
     }
 
     /// Whether executing prepared statement `id` is known to be harmless.
@@ -274,6 +278,9 @@ mod tests {
         assert!(!t.is_harmless(1));
         t.executing(1);
         assert_eq!(t.commit(), Commit::IfAutocommit, "closed: forgotten");
+        t.sql(b"COMMIT");
+        t.preparing(None);
+        assert_eq!(t.commit(), Commit::Never, "a prepare commits nothing");
         t.prepared(4, true, Commit::Never);
         t.reset();
         assert!(!t.is_harmless(4), "a reset drops every prepared statement");

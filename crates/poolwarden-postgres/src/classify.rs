@@ -33,11 +33,13 @@ pub type Classifier = dyn Fn(&Error, ErrorClass) -> ErrorClass + Send + Sync;
 ///   command: the manager asks the server for a sign of life itself and
 ///   black-holes the pool when none comes, reported or not (see
 ///   [`PgManager::unresponsive_after`](crate::PgManager::unresponsive_after)).
+/// * An [`Error::PoolClosed`] (a command cut at `close_timeout`) is
+///   [`ErrorClass::Broken`].
 pub fn classify_error(error: &Error) -> ErrorClass {
     match error {
         Error::Postgres(e) => classify_postgres(e, false),
         Error::Connect { source, .. } => classify_postgres(source, true),
-        Error::Deadline { .. } => ErrorClass::Broken,
+        Error::Deadline { .. } | Error::PoolClosed { .. } => ErrorClass::Broken,
     }
 }
 

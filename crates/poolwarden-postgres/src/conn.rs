@@ -13,8 +13,10 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
+use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{self, CancelTarget};
+use crate::connect::Open;
 use crate::error::Error;
 use crate::facts::PgServerFacts;
 use crate::sql::{self, Effect};
@@ -79,6 +81,8 @@ pub struct PgConn {
     last_done: Mutex<Option<std::time::Instant>>,
     /// Asked after a deadline: is the server alive (`verdict.rs`)?
     verdict: Arc<Verdict>,
+    /// Cancelled when the pool's `close()` reaches `close_timeout`.
+    cut: CancellationToken,
 }
 
 /// A statement prepared through [`PgConn::prepare`] or
@@ -192,9 +196,7 @@ impl PgConn {
         task: Task,
         facts: PgServerFacts,
         target: CancelTarget,
-        cancel_timeout: Duration,
-        command_timeout: Option<Duration>,
-        verdict: Arc<Verdict>,
+        how: &Open,
     ) -> Self {
         let token = client.cancel_token();
         PgConn {
@@ -204,12 +206,13 @@ impl PgConn {
             task,
             token,
             target,
-            cancel_timeout,
-            command_timeout,
+            cancel_timeout: how.cancel_timeout,
+            command_timeout: how.command_timeout,
             deadline: None,
             statements: Mutex::new(HashMap::new()),
             last_done: Mutex::new(None),
-            verdict,
+            verdict: Arc::clone(&how.verdict),
+            cut: how.cut.child_token(),
         }
     }
 
@@ -458,23 +461,34 @@ impl PgConn {
         effect: Effect,
         command: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, Error> {
+        if self.cut.is_cancelled() {
+            return Err(Error::PoolClosed { sent: false });
+        }
         self.cancel_interrupted().await;
         self.warn_if_idle_in_transaction();
         let op = self.tracker.start(effect);
         let started = Instant::now();
-        let result = match self.limit() {
-            None => command.await,
-            Some(at) => match tokio::time::timeout_at(at, command).await {
-                Ok(result) => result,
-                // `op` is dropped unfinished: an interrupted command.
-                Err(_) => {
-                    // Slow statement or silent server? Asked off this path.
-                    self.verdict.command_timed_out(&self.target);
-                    return Err(Error::Deadline {
-                        waited: started.elapsed(),
-                    });
-                }
-            },
+        let limit = self.limit();
+        let deadline = async {
+            match limit {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        // NOTE: on the deadline or a cut, `op` is dropped unfinished: an
+        // interrupted command, cancelled on the server before anything else
+        // runs on the connection (or when it is dropped).
+        let result = tokio::select! {
+            biased;
+            result = command => result,
+            () = deadline => {
+                // Slow statement or silent server? Asked off this path.
+                self.verdict.command_timed_out(&self.target);
+                return Err(Error::Deadline {
+                    waited: started.elapsed(),
+                });
+            }
+            () = self.cut.cancelled() => return Err(Error::PoolClosed { sent: true }),
         };
         op.finish(result.is_ok());
         if self.facts.idle_in_transaction_session_timeout.is_some() {

@@ -73,6 +73,9 @@ pub(crate) struct Open {
     pub(crate) tls: Tls,
     /// Shared by the manager's connections (`verdict.rs`).
     pub(crate) verdict: std::sync::Arc<crate::verdict::Verdict>,
+    /// Cancelled by `cut_in_flight` (`Pool::close` at `close_timeout`):
+    /// every connection's commands are cut (each holds a child).
+    pub(crate) cut: tokio_util::sync::CancellationToken,
 }
 
 /// Open a connection, spawn its task, run init SQL, read the server facts.
@@ -99,9 +102,7 @@ pub(crate) async fn open(config: &Config, how: &Open) -> Result<PgConn, Error> {
         task,
         facts,
         CancelTarget::of(config, &how.tls),
-        how.cancel_timeout,
-        how.command_timeout,
-        std::sync::Arc::clone(&how.verdict),
+        how,
     ))
 }
 

@@ -33,6 +33,18 @@ pub enum Error {
         /// How long the command ran before it was cut off.
         waited: Duration,
     },
+    /// The command was cut because [`Pool::close`](poolwarden::Pool::close)
+    /// reached its `close_timeout` with this connection still checked out
+    /// (or it was called after that and not sent). It is cancelled on the
+    /// server; the connection is closed when it goes back to the pool.
+    #[error(
+        "the PostgreSQL command was cut: the pool was closed and close_timeout passed with this \
+         connection still checked out"
+    )]
+    PoolClosed {
+        /// Whether the command had been sent.
+        sent: bool,
+    },
 }
 
 impl Error {
@@ -40,7 +52,7 @@ impl Error {
     pub fn code(&self) -> Option<&tokio_postgres::error::SqlState> {
         match self {
             Error::Postgres(e) | Error::Connect { source: e, .. } => e.code(),
-            Error::Deadline { .. } => None,
+            Error::Deadline { .. } | Error::PoolClosed { .. } => None,
         }
     }
 
@@ -48,7 +60,7 @@ impl Error {
     pub fn as_postgres(&self) -> Option<&tokio_postgres::Error> {
         match self {
             Error::Postgres(e) | Error::Connect { source: e, .. } => Some(e),
-            Error::Deadline { .. } => None,
+            Error::Deadline { .. } | Error::PoolClosed { .. } => None,
         }
     }
 }

@@ -64,6 +64,7 @@ impl PgManager {
                 command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
                 tls: crate::tls::Tls::None,
                 verdict: Verdict::new(DEFAULT_UNRESPONSIVE_AFTER),
+                cut: tokio_util::sync::CancellationToken::new(),
             },
             policy: ResetPolicy::default(),
             classifier: None,
@@ -284,6 +285,13 @@ impl Manager for PgManager {
     /// (see [`unresponsive_after`](Self::unresponsive_after)).
     fn attach(&self, signal: ServerSignal) {
         self.open.verdict.attach(signal);
+    }
+
+    /// Cuts every command in flight on this manager's connections, and any
+    /// called later, with [`Error::PoolClosed`]; each is cancelled on the
+    /// server (bounded by `cancel_timeout`) when its connection is dropped.
+    fn cut_in_flight(&self) {
+        self.open.cut.cancel();
     }
 
     fn classify(&self, error: &Error) -> ErrorClass {
