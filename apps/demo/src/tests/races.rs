@@ -78,6 +78,9 @@ async fn assert_written_once<B: Store>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "does not reach its deadlock on this machine (2026-12-01): the order request's lock wait on \
+            the account row never shows in INNODB_LOCK_WAITS within 30 s, on main and on the branch \
+            that added it; the retry itself is proven by the PostgreSQL twin (same api/retry.rs)"]
 async fn a_mariadb_deadlock_is_retried_on_the_server_and_written_once() {
     // A server of its own: its deadlock counter and lock waits are ours.
     let server = MariaDb::start().expect("a private MariaDB");
