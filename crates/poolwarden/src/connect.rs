@@ -430,8 +430,8 @@ impl<M: Manager> Shared<M> {
     }
 
     /// A connect succeeded: the server answers (no black hole, no connect
-    /// error), and the new connection goes to the idle set and its permit to
-    /// the oldest waiter. The backoff is not reset here: a connection proves
+    /// error), and the new connection goes to the oldest waiting checkout,
+    /// or to the idle set. The backoff is not reset here: a connection proves
     /// the server only by its first round trip (see `note_proven`).
     fn opened(&self, conn: M::Connection, facts: crate::ConnectionFacts, started: Tick, now: Tick) {
         let server_limit = facts.server_idle_timeout.map(health::server_limit);

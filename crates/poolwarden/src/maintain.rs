@@ -62,7 +62,8 @@ impl<M: Manager> Shared<M> {
         let now = clock::now();
         self.scan_leaks(now);
         // Idle connections: retire or ping, one at a time, each taken out of
-        // the idle set with its permit so no checkout can claim it meanwhile.
+        // the idle set (under the pool lock) so no checkout can claim it
+        // meanwhile.
         let generation = self.generation.load(Relaxed);
         while let Some((live, action)) = self.inv.take_idle_where(|st, live| {
             let above_min = st.open() > self.cfg.min_idle;
