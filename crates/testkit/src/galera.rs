@@ -93,11 +93,20 @@ impl GaleraBuilder {
     /// then starts the other nodes and waits until every node is Synced.
     ///
     /// A node that exits during the start (another process took one of its
-    /// four ports meanwhile) makes it start over once, on fresh ports.
+    /// four ports meanwhile), or a cluster that does not settle within
+    /// `startup_timeout` (seen about once in eight starts on a machine
+    /// loaded by other builds: a joiner stuck in its state transfer), makes
+    /// it start over once, on fresh ports and data directories; the failed
+    /// attempt's nodes are killed first. A missing binary is not retried.
     pub fn start(self) -> Result<Galera, TestkitError> {
         match Galera::launch(self.clone()) {
+            Err(e @ TestkitError::BinaryNotFound { .. }) => Err(e),
             Err(TestkitError::ExitedDuringStartup { log_tail, .. }) => {
                 tracing::warn!(%log_tail, "a Galera node exited during the start; starting over");
+                Galera::launch(self)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the Galera cluster did not come up; starting over");
                 Galera::launch(self)
             }
             other => other,
