@@ -224,7 +224,7 @@ impl Watch {
         self.dog.publish(deadline);
     }
 
-    /// For an armed stream that is waiting: whether its deadline passed
+    /// For an armed watch whose command is waiting: whether its deadline passed
     /// (the waker is registered first, so a later firing wakes it).
     pub(crate) fn poll_fired(&self, cx: &mut std::task::Context<'_>) -> bool {
         self.waker.register(cx.waker());
