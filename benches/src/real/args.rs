@@ -13,8 +13,9 @@ bb8 on a private MariaDB (needs mariadbd and the mariadb client installed).
   --out FILE      the Markdown file whose generated sections are updated
                   (default: BENCHMARKS.md at the workspace root)
   --no-write      print the tables, write no file and no chart
-  --ours-only     scenario 1 runs only poolwarden's rows and the dedicated
-                  rows (to repeat the poolwarden targets quickly)
+  --ours-only     scenario 1 runs only poolwarden's rows, the minimal pool
+                  and the dedicated rows (to repeat the poolwarden targets
+                  quickly)
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,6 +50,14 @@ pub(crate) enum Kind {
     /// `n` dedicated `mysql_async::Conn`s, no pool: task `i` uses
     /// connection `i % n` through a tokio `Mutex`.
     Dedicated,
+    /// The floor any pool with one shared queue pays: a tokio `Semaphore`
+    /// and a `Mutex<Vec<Conn>>` of `n` raw connections, no checks at all
+    /// (the micro-benchmark's baseline, on a real server).
+    Minimal,
+    /// [`Kind::Minimal`] over poolwarden-mysql's `MySqlConn`s (made by
+    /// `MySqlManager::connect`, defaults): what the connection wrapper
+    /// costs per query, without the pool.
+    MinimalWrapped,
 }
 
 impl Kind {
@@ -66,6 +74,8 @@ impl Kind {
             Kind::Deadpool => "deadpool (recycle = ping)",
             Kind::Bb8 => "bb8 (is_valid = ping)",
             Kind::Dedicated => "dedicated Conns, no pool",
+            Kind::Minimal => "minimal pool (Semaphore + Vec, no checks)",
+            Kind::MinimalWrapped => "minimal pool of poolwarden-mysql MySqlConns",
         }
     }
 
@@ -83,6 +93,8 @@ impl Kind {
             Kind::Deadpool => "deadpool",
             Kind::Bb8 => "bb8",
             Kind::Dedicated => "dedicated",
+            Kind::Minimal => "minimal pool",
+            Kind::MinimalWrapped => "minimal pool (MySqlConn)",
         }
     }
 }
@@ -278,6 +290,23 @@ pub(crate) async fn build(
                 conns.push(tokio::sync::Mutex::new(Some(c)));
             }
             Arc::new(Dedicated { conns })
+        }
+        Kind::Minimal => {
+            let o = opts()?;
+            let mut conns = Vec::new();
+            for _ in 0..size {
+                conns.push(Conn::new(o.clone()).await.map_err(|e| e.to_string())?);
+            }
+            Arc::new(Minimal::new(conns))
+        }
+        Kind::MinimalWrapped => {
+            use poolwarden::Manager;
+            let manager = MySqlManager::from_url(server.url()).map_err(|e| e.to_string())?;
+            let mut conns = Vec::new();
+            for _ in 0..size {
+                conns.push(manager.connect().await.map_err(|e| e.to_string())?);
+            }
+            Arc::new(Minimal::new(conns))
         }
     })
 }
@@ -519,6 +548,71 @@ impl Contender for Bb8 {
             "created {}, closed broken {}, closed invalid {}",
             s.connections_created, s.connections_closed_broken, s.connections_closed_invalid
         )
+    }
+}
+
+// ---- the floor of a shared-queue pool ----
+
+struct Minimal<C> {
+    permits: tokio::sync::Semaphore,
+    conns: parking_lot::Mutex<Vec<C>>,
+}
+
+impl<C> Minimal<C> {
+    fn new(conns: Vec<C>) -> Self {
+        Minimal {
+            permits: tokio::sync::Semaphore::new(conns.len()),
+            conns: parking_lot::Mutex::new(conns),
+        }
+    }
+}
+
+/// Closes a connection of a [`Minimal`] pool, bounded.
+trait Disconnect: Queryable + Send + 'static {
+    fn disconnect(self) -> BoxFut<'static, ()>;
+}
+
+impl Disconnect for Conn {
+    fn disconnect(self) -> BoxFut<'static, ()> {
+        Box::pin(async move {
+            let _ = Conn::disconnect(self).await;
+        })
+    }
+}
+
+impl Disconnect for poolwarden_mysql::MySqlConn {
+    fn disconnect(self) -> BoxFut<'static, ()> {
+        Box::pin(async move { drop(self) })
+    }
+}
+
+impl<C: Disconnect> Contender for Minimal<C> {
+    fn op(&self, _task: usize, q: Query) -> BoxFut<'_, Result<Duration, OpError>> {
+        Box::pin(async move {
+            let t0 = Instant::now();
+            let permit = self.permits.acquire().await.map_err(OpError::checkout)?;
+            let wait = t0.elapsed();
+            let popped = self.conns.lock().pop();
+            let mut conn =
+                popped.ok_or_else(|| OpError::checkout("a permit without a connection"))?;
+            let result = run_query(&mut conn, q).await;
+            // NOTE: push before the permit is released (it drops last), so
+            // the next permit always finds a connection.
+            self.conns.lock().push(conn);
+            drop(permit);
+            result.map(|()| wait)
+        })
+    }
+
+    fn close(&self) -> BoxFut<'_, ()> {
+        Box::pin(async move {
+            self.permits.close();
+            let conns = std::mem::take(&mut *self.conns.lock());
+            for c in conns {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), Disconnect::disconnect(c)).await;
+            }
+        })
     }
 }
 

@@ -14,7 +14,7 @@ use crate::real::server::{Counters, PerQuery};
 use crate::real::stats::{median, ms, Samples};
 use poolwarden_bench_plots::{self as charts, Bar};
 
-const ROWS: [(Kind, usize); 11] = [
+const ROWS: [(Kind, usize); 13] = [
     (Kind::Poolwarden, 64),
     (Kind::PoolwardenNoDeadline, 64),
     (Kind::PoolwardenValidateAlways, 64),
@@ -24,13 +24,15 @@ const ROWS: [(Kind, usize); 11] = [
     (Kind::MysqlAsyncSocket, 64),
     (Kind::Deadpool, 64),
     (Kind::Bb8, 64),
+    (Kind::Minimal, 64),
+    (Kind::MinimalWrapped, 64),
     (Kind::Dedicated, 64),
     (Kind::Dedicated, 10),
 ];
 
 /// Index of the limit row in [`ROWS`]: 10 tasks, each alone on its own
 /// dedicated connection (the raw capacity of 10 connections).
-const LIMIT_ROW: usize = 10;
+const LIMIT_ROW: usize = 12;
 
 #[derive(Default)]
 struct Acc {
@@ -108,7 +110,11 @@ pub(crate) async fn run(ctx: &Ctx) -> Result<String, String> {
             if ctx.ours_only
                 && !matches!(
                     kind,
-                    Kind::Poolwarden | Kind::PoolwardenNoDeadline | Kind::Dedicated
+                    Kind::Poolwarden
+                        | Kind::PoolwardenNoDeadline
+                        | Kind::Minimal
+                        | Kind::MinimalWrapped
+                        | Kind::Dedicated
                 )
             {
                 continue;
