@@ -2,6 +2,7 @@
 
 pub(crate) mod args;
 pub(crate) mod contenders;
+pub(crate) mod floors;
 pub(crate) mod load;
 pub(crate) mod machine;
 pub(crate) mod markdown;
