@@ -25,7 +25,7 @@ use poolwarden::ErrorClass;
 use crate::abort::CommandCut;
 use crate::classify::classify_error;
 use crate::deadline::CommandTimeout;
-use crate::sql::{is, is_any, lex, Tok};
+use crate::sql::{is, is_any, Tok};
 
 /// `ER_ERROR_DURING_COMMIT`.
 pub(crate) const ERROR_DURING_COMMIT: u16 = 1180;
@@ -72,9 +72,16 @@ const NON_COMMITTING: &[&str] = &[
 /// open transaction implicitly).
 const ALWAYS_COMMITTING: &[&str] = &["COMMIT", "CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME"];
 
-/// Whether running `sql` commits (the most of its statements).
+/// Whether running `sql` commits (the most of its statements). The
+/// connection lexes each text once and calls [`tokens_commit`].
+#[cfg(test)]
 pub(crate) fn commit_kind(sql: &[u8]) -> Commit {
-    let Some(tokens) = lex(sql) else {
+    tokens_commit(crate::sql::lex(sql).as_deref())
+}
+
+/// [`commit_kind`] of text already lexed (`None`: it could not be).
+pub(crate) fn tokens_commit(tokens: Option<&[Tok<'_>]>) -> Commit {
+    let Some(tokens) = tokens else {
         return Commit::IfAutocommit;
     };
     tokens

@@ -8,8 +8,8 @@ use mysql_async::consts::StatusFlags;
 use mysql_async::prelude::{AsQuery, StatementLike};
 use mysql_async::Statement;
 
-use crate::ambiguous::{commit_kind, Commit};
-use crate::sql::may_change_session;
+use crate::ambiguous::{tokens_commit, Commit};
+use crate::sql::{lex, tokens_may_change};
 
 /// What [`MySqlConn`](crate::MySqlConn) saw the borrowers do since it was last made clean.
 #[derive(Debug, Default)]
@@ -57,11 +57,13 @@ const MAX_HARMLESS_STATEMENTS: usize = 1024;
 impl Tracker {
     /// A statement's text is about to run (and its result to be read).
     pub(crate) fn sql(&mut self, sql: &[u8]) {
-        if may_change_session(sql) {
+        // Lexed once for both rules: this runs before every command.
+        let tokens = lex(sql);
+        if tokens_may_change(tokens.as_deref()) {
             self.dirty = true;
         }
         self.status = StatusSource::Live;
-        self.commit = commit_kind(sql);
+        self.commit = tokens_commit(tokens.as_deref());
     }
 
     /// A statement whose text is unknown is about to run.

@@ -16,3 +16,4 @@ mod tests;
 
 pub(crate) use lex::{is, is_any, lex, Tok};
 pub use session::may_change_session;
+pub(crate) use session::tokens_may_change;

@@ -54,7 +54,12 @@ use super::lex::{is, is_any, lex, Tok};
 /// assert!(may_change_session("INSERT INTO t (a) VALUES (1)"));
 /// ```
 pub fn may_change_session(sql: impl AsRef<[u8]>) -> bool {
-    let Some(tokens) = lex(sql.as_ref()) else {
+    tokens_may_change(lex(sql.as_ref()).as_deref())
+}
+
+/// [`may_change_session`] of text already lexed (`None`: it could not be).
+pub(crate) fn tokens_may_change(tokens: Option<&[Tok<'_>]>) -> bool {
+    let Some(tokens) = tokens else {
         return true;
     };
     let mut statements = 0;
