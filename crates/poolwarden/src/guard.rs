@@ -136,7 +136,7 @@ impl<M: Manager> PooledConnection<M> {
         live.slot.lock().unregister();
         this.shared.inv.forget(&live.slot, false);
         this.shared.wake_all();
-        live.conn
+        *live.conn
     }
 
     /// This checkout's id.

@@ -56,7 +56,12 @@ struct Counted(());
 /// counted in `open` and owns `slot`; it leaves only through
 /// [`Inventory::put_idle`] or [`Inventory::forget`].
 pub(crate) struct Live<C> {
-    pub(crate) conn: C,
+    /// Boxed once, when it opens: a `Live` moves at every transition
+    /// (idle set, waiter's entry, claim, guard, return), and a manager's
+    /// connection can be hundreds of bytes (measured: moving it by value
+    /// was the pool's largest cost per query on `SELECT 1`, see
+    /// BENCHMARKS.md); a box moves as one pointer.
+    pub(crate) conn: Box<C>,
     pub(crate) slot: Arc<SlotCell>,
     _counted: Counted,
 }
@@ -282,7 +287,7 @@ impl<C> Inventory<C> {
         };
         cell.lock().meta = Meta { id, ..meta };
         let live = Live {
-            conn,
+            conn: Box::new(conn),
             slot: cell,
             _counted: Counted(()),
         };
