@@ -4,9 +4,7 @@
 use mysql_async::prelude::{AsQuery, FromRow, Queryable, StatementLike};
 use mysql_async::{BinaryProtocol, Params, QueryResult, ResultSetStream, Statement, TextProtocol};
 
-use crate::ambiguous::tokens_commit;
 use crate::conn::{BoxFuture, MySqlConn};
-use crate::sql::{lex, tokens_may_change};
 
 /// The driver's query API, every command bounded by the deadline. `query*`
 /// and `prep` see the SQL text; the
@@ -37,14 +35,8 @@ impl Queryable for MySqlConn {
     {
         // Preparing runs nothing; what the statement would do is recorded
         // for when it is executed.
-        let (harmless, commit) = {
-            let text = query.as_query();
-            let tokens = lex(&text);
-            (
-                !tokens_may_change(tokens.as_deref()),
-                tokens_commit(tokens.as_deref()),
-            )
-        };
+        let (changes, commit) = self.tracker.effect(&query.as_query());
+        let harmless = !changes;
         let before = self.session().status;
         self.tracker.preparing(before);
         Box::pin(async move {
