@@ -18,7 +18,9 @@ use poolwarden_postgres::PgManager;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::common::{app_and_pool, app_on, pg_app_and_pool, server};
+use poolwarden_testkit::MariaDb;
+
+use super::common::{app_on, pg_app_and_pool};
 use super::races::{new_account, until};
 use crate::api::error::OUTCOME_UNKNOWN;
 use crate::settings::ReportSettings;
@@ -57,41 +59,51 @@ async fn send(
     )
 }
 
-/// The MariaDB sessions waiting for a lock held by session `holder`.
-pub(super) async fn waiting_for(pool: &Pool<MySqlManager>, holder: u32) -> Vec<u64> {
+/// How many row lock waits MariaDB has right now
+/// (`Innodb_row_lock_current_waits`, a live counter). Not
+/// `information_schema.INNODB_LOCK_WAITS`: InnoDB fills those tables from a
+/// cache that it refreshes only when it was last read more than 100 ms ago,
+/// so a poller faster than that (or two slower ones taking turns) sees the
+/// same stale rows for ever; that is why this test's deadlock twin once
+/// "never reached its deadlock". Server-wide: the tests using it run on a
+/// server of their own.
+pub(super) async fn row_lock_waits(pool: &Pool<MySqlManager>) -> u64 {
     let mut c = pool.get().await.unwrap();
-    c.exec(
-        "SELECT DISTINCT r.trx_mysql_thread_id FROM information_schema.INNODB_LOCK_WAITS w \
-         JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id \
-         JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id \
-         WHERE b.trx_mysql_thread_id = ?",
-        (holder,),
-    )
-    .await
-    .unwrap()
+    let row: Option<(String, u64)> = c
+        .query_first("SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_current_waits'")
+        .await
+        .unwrap();
+    row.unwrap().1
 }
 
-/// The one session waiting for a lock `holder` holds (bounded wait: it
-/// shows once the request reached the locked row).
-async fn blocked_by(pool: &Pool<MySqlManager>, holder: u32) -> u64 {
-    for _ in 0..6000 {
-        if let [one] = waiting_for(pool, holder).await[..] {
-            return one;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// Waits (bounded) until `n` row lock waits show.
+pub(super) async fn until_lock_waits(pool: &Pool<MySqlManager>, n: u64, what: &str) {
+    until(what, || async { row_lock_waits(pool).await == n }).await;
+}
+
+/// The id of the one session (on a server of the test's own) running a
+/// statement that starts with `prefix`.
+async fn session_running(pool: &Pool<MySqlManager>, prefix: &str) -> u64 {
     let mut c = pool.get().await.unwrap();
-    let trx: Vec<(String, String, u64, Option<String>)> = c
-        .query(
-            "SELECT CAST(trx_id AS CHAR), trx_state, trx_mysql_thread_id, trx_query \
-             FROM information_schema.INNODB_TRX",
+    let ids: Vec<u64> = c
+        .exec(
+            "SELECT id FROM information_schema.PROCESSLIST \
+             WHERE info LIKE ? AND id <> CONNECTION_ID()",
+            (format!("{prefix}%"),),
         )
         .await
         .unwrap();
-    panic!(
-        "not one session waits for session {holder}'s lock: {:?}; INNODB_TRX: {trx:?}",
-        waiting_for(pool, holder).await
-    );
+    assert_eq!(ids.len(), 1, "one session runs `{prefix}`: {ids:?}");
+    ids[0]
+}
+
+/// The router and pool on a MariaDB of the test's own (kept alive by the
+/// returned handle).
+async fn own_server(config: PoolConfig) -> (MariaDb, Router, Pool<MySqlManager>) {
+    let server = MariaDb::start().expect("a private MariaDB");
+    let (app, pool) =
+        app_on::<MySqlManager>(&server.url(), config, ReportSettings::default()).await;
+    (server, app, pool)
 }
 
 async fn kill(pool: &Pool<MySqlManager>, id: u64) {
@@ -104,7 +116,7 @@ async fn kill(pool: &Pool<MySqlManager>, id: u64) {
 /// and the retry with the same key writes it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_session_mid_transaction_is_503_database_unavailable() {
-    let (app, pool) = app_and_pool().await;
+    let (_server, app, pool) = own_server(PoolConfig::default()).await;
     let account = new_account(&app).await;
     let key = super::common::unique("killed-tx");
     let mut t = pool.get().await.unwrap();
@@ -129,8 +141,12 @@ async fn a_killed_session_mid_transaction_is_503_database_unavailable() {
             .await
         })
     };
-    let r = blocked_by(&pool, t.id()).await;
-    kill(&pool, r).await;
+    until_lock_waits(&pool, 1, "the order's insert waits for the account row").await;
+    kill(
+        &pool,
+        session_running(&pool, "INSERT INTO demo_orders").await,
+    )
+    .await;
     let (status, retry, body) = request.await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(retry.as_deref(), Some("1"));
@@ -180,7 +196,7 @@ async fn held_order<B: Store>(app: &Router) -> u64 {
 /// `outcome_unknown`, saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_autocommit_write_is_503_outcome_unknown() {
-    let (app, pool) = app_and_pool().await;
+    let (_server, app, pool) = own_server(PoolConfig::default()).await;
     let order = held_order::<MySqlManager>(&app).await;
     let mut t = pool.get().await.unwrap();
     t.query_drop("BEGIN").await.unwrap();
@@ -197,8 +213,8 @@ async fn a_killed_autocommit_write_is_503_outcome_unknown() {
             send(&app, Method::PATCH, &uri, None, &json!({"status": "paid"})).await
         })
     };
-    let r = blocked_by(&pool, t.id()).await;
-    kill(&pool, r).await;
+    until_lock_waits(&pool, 1, "the PATCH waits for the order row").await;
+    kill(&pool, session_running(&pool, "UPDATE demo_orders").await).await;
     let (status, retry, body) = request.await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(retry.as_deref(), Some("1"));
@@ -218,7 +234,7 @@ async fn a_killed_autocommit_write_is_503_outcome_unknown() {
 /// for the ambiguity first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_autocommit_write_past_its_deadline_is_outcome_unknown() {
-    let (app, pool) = app_and_pool().await;
+    let (_server, app, pool) = own_server(PoolConfig::default()).await;
     let order = held_order::<MySqlManager>(&app).await;
     let mut t = pool.get().await.unwrap();
     t.query_drop("BEGIN").await.unwrap();
@@ -252,11 +268,15 @@ async fn an_autocommit_write_past_its_deadline_is_outcome_unknown() {
 async fn commands_cut_by_a_closing_pool_are_unavailable_or_unknown() {
     let mut config = PoolConfig::default();
     config.close_timeout = Duration::from_millis(300);
-    let (app, pool) =
-        app_on::<MySqlManager>(&server().url(), config, ReportSettings::default()).await;
+    let (server, app, pool) = own_server(config).await;
     let order = held_order::<MySqlManager>(&app).await;
     // The lock is held on a connection of another pool, which stays open.
-    let (_, other) = app_and_pool().await;
+    let (_, other) = app_on::<MySqlManager>(
+        &server.url(),
+        PoolConfig::default(),
+        ReportSettings::default(),
+    )
+    .await;
     let mut t = other.get().await.unwrap();
     t.query_drop("BEGIN").await.unwrap();
     t.exec_drop(
@@ -286,12 +306,7 @@ async fn commands_cut_by_a_closing_pool_are_unavailable_or_unknown() {
             .unwrap_err()
     });
     // Both wait for the lock: the pool's close cannot end before them.
-    let holder = t.id();
-    until("both wait for the row", || {
-        let other = other.clone();
-        async move { waiting_for(&other, holder).await.len() == 2 }
-    })
-    .await;
+    until_lock_waits(&other, 2, "both wait for the row").await;
     pool.close().await;
     let read = read.await.unwrap();
     let write = write.await.unwrap();

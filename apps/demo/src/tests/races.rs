@@ -9,7 +9,8 @@
 //! `deadlock_timeout` ends first, R, since T's is raised). T's insert
 //! returning at all proves R's first attempt was rolled back. Each step
 //! waits for a signal, R's lock wait on T as the server shows it
-//! (MariaDB: `INNODB_LOCK_WAITS`; PostgreSQL: `pg_blocking_pids`),
+//! (MariaDB: `Innodb_row_lock_current_waits`; PostgreSQL:
+//! `pg_blocking_pids`),
 //! bounded, never for a sleep. R runs again
 //! (`api/retry.rs`), now waits for T's key; T rolls back; R commits: one
 //! 201, one order, nothing written twice.
@@ -26,7 +27,7 @@ use poolwarden_testkit::MariaDb;
 use serde_json::json;
 
 use super::common::{app_on, call, pg_app_and_pool, unique};
-use super::lost::waiting_for;
+use super::lost::row_lock_waits;
 use super::writes::post_with_key;
 use crate::settings::{IdempotencySettings, ReportSettings};
 use crate::store::Store;
@@ -120,12 +121,12 @@ async fn a_mariadb_deadlock_is_retried_on_the_server_and_written_once() {
     )
     .await
     .unwrap();
-    // The signal: R's lock wait on a lock T holds (INNODB_LOCK_WAITS,
-    // joined to the sessions through INNODB_TRX).
-    let holder = t.id();
+    // The signal: R's lock wait (on the server of this test's own, where
+    // nothing else waits), from the live counter (`lost::row_lock_waits`
+    // says why not INNODB_LOCK_WAITS).
     let r_waits = || {
         let pool = pool.clone();
-        async move { waiting_for(&pool, holder).await.len() == 1 }
+        async move { row_lock_waits(&pool).await == 1 }
     };
     let request = start_request(&app, account, &key);
     until("R waits for the account row T holds", &r_waits).await;
@@ -136,7 +137,15 @@ async fn a_mariadb_deadlock_is_retried_on_the_server_and_written_once() {
     .await
     .expect("T outweighs R: R is the deadlock's victim");
     assert!(deadlocks().await > before, "a real deadlock (1213)");
-    until("R, run again, waits for T's key", &r_waits).await;
+    until("R, run again, waits for T's key", || {
+        // Without the retry R has answered by now: fail at once.
+        assert!(
+            !request.is_finished(),
+            "R answered instead of running again"
+        );
+        r_waits()
+    })
+    .await;
     t.query_drop("ROLLBACK").await.unwrap();
     drop(t);
     assert_written_once(request, &pool, account).await;
@@ -186,7 +195,15 @@ async fn a_postgres_deadlock_is_retried_on_the_server_and_written_once() {
     )
     .await
     .expect("R finds the deadlock first and is rolled back");
-    until("R, run again, waits for T's key", &blocked_by_t).await;
+    until("R, run again, waits for T's key", || {
+        // Without the retry R has answered by now: fail at once.
+        assert!(
+            !request.is_finished(),
+            "R answered instead of running again"
+        );
+        blocked_by_t()
+    })
+    .await;
     t.batch_execute("ROLLBACK").await.unwrap();
     drop(t);
     assert_written_once(request, &pool, account).await;
