@@ -70,8 +70,10 @@ pub(crate) fn finish(routes: Router) -> Router {
 
 /// [`router`] without its outermost layer (see [`finish`]).
 pub(crate) fn routes<B: Store>(state: AppState<B>, http: &HttpSettings) -> Router {
-    // Each write is one transaction (TxLayer), run again whole when it lost
-    // a race (RetryLostRaces, outside it).
+    // Each write is one transaction (the `Tx` extractor begins it, TxLayer
+    // rolls it back on an error, the handler commits it itself with
+    // `accounts::commit` so a failed commit is answered truthfully), run
+    // again whole when it lost a race (RetryLostRaces, outside it).
     let writes = Router::new()
         .route("/accounts", post(accounts::create::<B>))
         .route("/accounts/{id}/orders", post(orders::create::<B>))

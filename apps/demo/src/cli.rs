@@ -64,9 +64,11 @@ pub(crate) enum Command {
         server: Server,
     },
     /// Measure the demo on loopback against a private server: `clients`
-    /// keep-alive connections reading accounts for `seconds`, once quiet and
-    /// once with `flooders` more connections posting reports; prints both
-    /// side by side (BENCHMARKS.md).
+    /// keep-alive connections reading accounts for `seconds`, once quiet,
+    /// once with `flooders` more connections posting reports back to back
+    /// (ignoring 429), once with `report-clients` clients posting reports
+    /// all at once and honouring `Retry-After`; prints the runs side by side
+    /// (BENCHMARKS.md). 0 skips a run.
     Load {
         /// Which server to run on.
         #[arg(long, value_enum, default_value_t = Server::Mariadb)]
@@ -74,9 +76,14 @@ pub(crate) enum Command {
         /// Reading connections.
         #[arg(long, default_value_t = 50)]
         clients: u32,
-        /// Connections posting `POST /reports` in the second run.
+        /// Connections posting `POST /reports` back to back, ignoring 429.
         #[arg(long, default_value_t = 50)]
         flooders: u32,
+        /// Clients posting `POST /reports` at once, each on its own
+        /// connection, waiting `Retry-After` when refused and polling their
+        /// report when accepted (issue 11's measurement uses 2000).
+        #[arg(long, default_value_t = 0)]
+        report_clients: u32,
         /// Seconds each run lasts.
         #[arg(long, default_value_t = 30)]
         seconds: u64,

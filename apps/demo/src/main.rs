@@ -57,8 +57,9 @@ fn main() -> ExitCode {
                 server,
                 clients,
                 flooders,
+                report_clients,
                 seconds,
-            } => load::run(server.backend(), clients, flooders, seconds).await,
+            } => load::run(server.backend(), clients, flooders, report_clients, seconds).await,
         }
     });
     match result {

@@ -51,6 +51,24 @@ pub(crate) async fn fetch<B: Store>(db: &mut B::Connection, id: u64) -> Result<A
         .ok_or(ApiError::NotFound("account"))
 }
 
+/// Commit the request's transaction now, before the answer is made,
+/// instead of leaving it to `TxLayer`: a failed commit then answers what
+/// it means (`api/error.rs`), above all a commit whose answer was lost,
+/// which may have been applied (`TxLayer` answers every failed commit
+/// "nothing was saved").
+///
+/// # Errors
+/// The commit's error, as its [`Kind`](crate::store::Kind) says.
+///
+/// # Cancel safety
+/// Not cancel safe: dropped mid-commit, the outcome is unknown (the
+/// connection is discarded by the pool).
+pub(crate) async fn commit<B: Store>(tx: Tx<B>) -> Result<(), ApiError> {
+    tx.commit()
+        .await
+        .map_err(|e| ApiError::from(B::commit_error(&e)))
+}
+
 fn taken(email: &str) -> ApiError {
     ApiError::Conflict(format!("an account with email {email:?} already exists"))
 }
@@ -80,6 +98,7 @@ pub(crate) async fn create<B: Store>(
     if let Some(k) = &key.0 {
         idempotency::record::<B>(conn, k, StatusCode::CREATED, &body).await?;
     }
+    commit(tx).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

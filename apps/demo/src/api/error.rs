@@ -5,13 +5,31 @@
 //!
 //! What a database error answers is decided here and nowhere else
 //! ([`From<QueryError>`]; each backend only sorts its codes into a
-//! [`Kind`]): a missing referenced row is 404, a duplicate or a referenced
-//! row is 409, a lost race (deadlock, lock wait timeout, serialization
-//! failure) is retried by `api/retry.rs` and, when retries do not help, 503
-//! with `Retry-After` (the transaction was rolled back; retrying with the
-//! same `Idempotency-Key` is safe), a value out of range is 422, and a
-//! command cut at its deadline is 504 when the deadline was the request's,
-//! else 503: the server did not answer, it is not a bug.
+//! [`Kind`]):
+//! * a missing referenced row is 404, a duplicate or a referenced row 409;
+//! * a lost race (deadlock, lock wait timeout, serialization failure) is
+//!   retried by `api/retry.rs` and, when retries do not help, 503 `retry`
+//!   with `Retry-After` (the transaction was rolled back; retrying with the
+//!   same `Idempotency-Key` is safe);
+//! * a value out of range is 422;
+//! * a command cut at its deadline is 504 `deadline_exceeded` when the
+//!   deadline was the request's, else 503 `database_unavailable` with
+//!   `Retry-After`: the server did not answer, it is not a bug;
+//! * a lost connection (server restart, killed session, closed socket) or a
+//!   command cut by the pool closing or a cluster node marked down is 503
+//!   `database_unavailable` with `Retry-After`: nothing was committed, the
+//!   request can be sent again;
+//! * a write whose commit was sent and whose answer was lost is 503
+//!   `outcome_unknown` with `Retry-After`: it may or may not have been
+//!   applied. Not 500 (nothing is wrong with the request or the service),
+//!   not 504 (no deadline of the client's passed, and a gateway timeout
+//!   says nothing about the write); 503 because the remedy is the same as
+//!   for an unavailable database, a retry, and the distinct `error` code
+//!   tells the client which retry: with the same `Idempotency-Key`, which
+//!   the demo stores in the same transaction as the write, so the retry
+//!   returns the first answer if the write was applied and runs it if not.
+//!
+//! Anything else is 500 (logged).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +85,12 @@ pub(crate) enum ApiError {
         request_deadline: bool,
         detail: String,
     },
+    /// 503 `database_unavailable` with `Retry-After`: the connection was
+    /// lost or the command cut; nothing was committed. Logged, not returned.
+    Lost(String),
+    /// 503 `outcome_unknown` with `Retry-After`: a write's commit was sent
+    /// and its answer lost. Logged, not returned.
+    OutcomeUnknown(String),
     /// 500: a database error; details are logged, not returned.
     Database(String),
     /// 500: something else failed; the text is logged, not returned.
@@ -100,6 +124,8 @@ impl From<QueryError> for ApiError {
                 request_deadline,
                 detail: e.detail,
             },
+            Kind::Unavailable => ApiError::Lost(e.detail),
+            Kind::OutcomeUnknown => ApiError::OutcomeUnknown(e.detail),
             Kind::Other => ApiError::Database(e.detail),
         }
     }
@@ -130,6 +156,16 @@ impl From<poolwarden::BulkheadError> for ApiError {
         }
     }
 }
+
+/// The `error` code of a write whose outcome is unknown.
+pub(crate) const OUTCOME_UNKNOWN: &str = "outcome_unknown";
+
+/// The message of a write whose outcome is unknown.
+pub(crate) const OUTCOME_UNKNOWN_MESSAGE: &str =
+    "the connection to the database was lost before the write's answer came: it may or may not \
+     have been applied. Retry with the same Idempotency-Key: if it was applied you get its first \
+     answer, otherwise it runs now (a POST retried without a key may write twice; PATCH and \
+     DELETE can be retried as they are)";
 
 /// A JSON error response (its `request_id` is added on the way out).
 pub(crate) fn body(status: StatusCode, code: &str, message: &str) -> Response {
@@ -210,6 +246,32 @@ impl IntoResponse for ApiError {
                     )
                 }
             }
+            ApiError::Lost(detail) => {
+                if let Some(held_back) = LogLimiter::global().admit("database connection lost") {
+                    tracing::warn!(error = %detail, held_back, "database connection lost or command cut; answering 503");
+                }
+                retry_after(
+                    body(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        DATABASE_UNAVAILABLE,
+                        "the connection to the database was lost and nothing was saved; try again later",
+                    ),
+                    "1",
+                )
+            }
+            ApiError::OutcomeUnknown(detail) => {
+                if let Some(held_back) = LogLimiter::global().admit("write outcome unknown") {
+                    tracing::warn!(error = %detail, held_back, "a write's answer was lost: it may or may not have been applied; answering 503");
+                }
+                retry_after(
+                    body(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        OUTCOME_UNKNOWN,
+                        OUTCOME_UNKNOWN_MESSAGE,
+                    ),
+                    "1",
+                )
+            }
             ApiError::Database(detail) => {
                 if let Some(held_back) = LogLimiter::global().admit("database error") {
                     tracing::error!(error = %detail, held_back, "database error; answering 500");
@@ -242,3 +304,49 @@ fn internal() -> Response {
 /// The database error behind a 500, kept in the response's extensions.
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorDetail(pub(crate) String);
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn answer(kind: Kind) -> (StatusCode, Option<String>, ErrorBody) {
+        let e = QueryError {
+            kind,
+            detail: "driver text".to_owned(),
+        };
+        let response = ApiError::from(e).into_response();
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, retry, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_is_503_database_unavailable() {
+        let (status, retry, body) = answer(Kind::Unavailable).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body.error, DATABASE_UNAVAILABLE);
+        assert!(!body.message.contains("driver text"), "{}", body.message);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_outcome_is_503_and_says_how_to_retry() {
+        let (status, retry, body) = answer(Kind::OutcomeUnknown).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body.error, OUTCOME_UNKNOWN);
+        assert!(body.message.contains("may or may not"), "{}", body.message);
+        assert!(
+            body.message.contains("same Idempotency-Key"),
+            "{}",
+            body.message
+        );
+        assert!(!body.message.contains("driver text"), "{}", body.message);
+    }
+}

@@ -88,6 +88,7 @@ pub(crate) async fn create<B: Store>(
     if let Some(k) = &key.0 {
         idempotency::record::<B>(conn, k, StatusCode::CREATED, &body).await?;
     }
+    accounts::commit(tx).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

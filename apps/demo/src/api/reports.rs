@@ -125,6 +125,11 @@ impl Reports {
         r.all.get(&id).cloned()
     }
 
+    /// Reports accepted and not finished.
+    pub(crate) fn running(&self) -> usize {
+        self.queue_size - self.queue.available_permits()
+    }
+
     /// Reports held in memory (pending and finished).
     pub(crate) fn held(&self) -> usize {
         self.results.lock().all.len()

@@ -36,7 +36,18 @@ pub(crate) enum Kind {
     /// The server did not answer a command within its deadline;
     /// `request_deadline`: the deadline was the request's own.
     NoAnswer { request_deadline: bool },
-    /// Anything else (a bug, a broken connection): details are logged.
+    /// The connection was lost (the server closed it, restarted, or the
+    /// session was killed), or the command was cut before its answer came
+    /// (the pool closing, a cluster node marked down as unreachable). The
+    /// command committed nothing: a transaction open on the connection is
+    /// rolled back by the server. Running the request again may succeed.
+    Unavailable,
+    /// A command that commits (a `COMMIT`, or a write outside a
+    /// transaction) was sent and its answer was lost (the connection
+    /// dropped, the command passed its deadline or was cut): the write may
+    /// or may not have been applied.
+    OutcomeUnknown,
+    /// Anything else (a bug, a damaged protocol stream): details are logged.
     Other,
 }
 
@@ -105,6 +116,11 @@ pub(crate) trait Store: Transactional + Sized {
     const SERVER: &'static str;
     /// Each migration, in order; `demo_schema_version` records how many ran.
     const MIGRATIONS: &'static [&'static str];
+
+    /// What a failed `COMMIT` (`Tx::commit`) means: like any other error of
+    /// the backend, except that a commit whose answer was lost is
+    /// [`Kind::OutcomeUnknown`].
+    fn commit_error(e: &Self::Error) -> QueryError;
 
     /// A manager for `url`, with the demo's session settings.
     fn manager(url: &str) -> std::result::Result<Self, String>;

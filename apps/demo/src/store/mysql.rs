@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use mysql_async::prelude::*;
-use poolwarden_mysql::{codes, CommandTimeout, DeadlineSource, MySqlConn, MySqlManager};
+use poolwarden::ErrorClass;
+use poolwarden_mysql::{
+    classify_error, codes, CommandCut, CommandTimeout, DeadlineSource, MySqlConn, MySqlManager,
+    OutcomeUnknown,
+};
 
 use super::{Account, Backend, Kind, Order, QueryError, Result, Store, StoredAnswer, TotalsRow};
 
@@ -49,31 +53,58 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// MySQL's error codes, as the API sees them: the one table.
+///
+/// The order matters: an [`OutcomeUnknown`] (a commit whose answer was
+/// lost) wraps the error that came instead of the answer, a
+/// [`CommandTimeout`], a [`CommandCut`] or a lost connection, and
+/// `CommandTimeout::find`/`CommandCut::find` see through it; the ambiguity
+/// is what the client must hear, so it is asked first.
 pub(crate) fn kind(e: &mysql_async::Error) -> Kind {
+    if OutcomeUnknown::find(e).is_some() {
+        return Kind::OutcomeUnknown;
+    }
     if let Some(t) = CommandTimeout::find(e) {
         return Kind::NoAnswer {
             request_deadline: t.source == DeadlineSource::CheckoutDeadline,
         };
     }
-    let mysql_async::Error::Server(s) = e else {
-        return Kind::Other;
-    };
-    match s.code {
-        codes::NO_REFERENCED_ROW => Kind::MissingReference,
-        codes::ROW_IS_REFERENCED => Kind::Referenced,
-        codes::DUP_ENTRY => Kind::Duplicate,
-        codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT => Kind::Conflict,
-        codes::DATA_OUT_OF_RANGE | codes::ARITHMETIC_OUT_OF_RANGE => Kind::OutOfRange,
-        _ => Kind::Other,
+    if CommandCut::find(e).is_some() {
+        return Kind::Unavailable;
     }
+    if let mysql_async::Error::Server(s) = e {
+        match s.code {
+            codes::NO_REFERENCED_ROW => return Kind::MissingReference,
+            codes::ROW_IS_REFERENCED => return Kind::Referenced,
+            codes::DUP_ENTRY => return Kind::Duplicate,
+            codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT => return Kind::Conflict,
+            codes::DATA_OUT_OF_RANGE | codes::ARITHMETIC_OUT_OF_RANGE => return Kind::OutOfRange,
+            _ => {}
+        }
+    }
+    // I/O errors, a closed connection, and the server's "shutting down",
+    // "connection killed", "aborted connection" family.
+    if classify_error(e) == ErrorClass::Disconnect {
+        return Kind::Unavailable;
+    }
+    Kind::Other
 }
 
 impl From<mysql_async::Error> for QueryError {
     fn from(e: mysql_async::Error) -> Self {
         QueryError {
             kind: kind(&e),
-            detail: e.to_string(),
+            detail: detail(&e),
         }
+    }
+}
+
+/// The text for the log: the error, and for an [`OutcomeUnknown`] the
+/// error that came instead of the answer (its `Display` leaves it to
+/// `source()`).
+fn detail(e: &mysql_async::Error) -> String {
+    match OutcomeUnknown::find(e) {
+        Some(o) => format!("{e} (what came instead: {})", o.cause()),
+        None => e.to_string(),
     }
 }
 
@@ -105,6 +136,15 @@ impl Store for MySqlManager {
     const BACKEND: Backend = Backend::MySql;
     const SERVER: &'static str = "MariaDB";
     const MIGRATIONS: &'static [&'static str] = MIGRATIONS;
+
+    fn commit_error(e: &mysql_async::Error) -> QueryError {
+        // NOTE: `poolwarden-mysql` already wraps a `COMMIT` whose answer was
+        // lost in an `OutcomeUnknown`.
+        QueryError {
+            kind: kind(e),
+            detail: detail(e),
+        }
+    }
 
     fn manager(url: &str) -> std::result::Result<Self, String> {
         Ok(MySqlManager::from_url(url)
@@ -323,5 +363,61 @@ impl Store for MySqlManager {
                 sum,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use mysql_async::{DriverError, IoError, ServerError};
+
+    use super::*;
+
+    fn server(code: u16) -> mysql_async::Error {
+        mysql_async::Error::Server(ServerError {
+            code,
+            message: format!("error {code}"),
+            state: "HY000".to_owned(),
+        })
+    }
+
+    /// The errors with a public constructor; `CommandCut`, `CommandTimeout`
+    /// and `OutcomeUnknown` have none, so `tests/lost.rs` makes them with a
+    /// real server (a killed session, a closed pool, a passed deadline).
+    #[test]
+    fn lost_connections_are_unavailable() {
+        let lost = [
+            mysql_async::Error::Io(IoError::Io(io::Error::from(io::ErrorKind::ConnectionReset))),
+            mysql_async::Error::Io(IoError::Io(io::Error::from(io::ErrorKind::UnexpectedEof))),
+            mysql_async::Error::Driver(DriverError::ConnectionClosed),
+            // shutdown, aborted connection, connection killed, session
+            // killed, closed for inactivity
+            server(codes::SERVER_SHUTDOWN),
+            server(codes::ABORTING_CONNECTION),
+            server(codes::CONNECTION_KILLED),
+            server(codes::SESSION_WAS_KILLED),
+            server(codes::CLIENT_INTERACTION_TIMEOUT),
+        ];
+        for e in &lost {
+            assert_eq!(kind(e), Kind::Unavailable, "{e}");
+        }
+    }
+
+    #[test]
+    fn the_server_codes_keep_their_kinds() {
+        for (code, want) in [
+            (codes::NO_REFERENCED_ROW, Kind::MissingReference),
+            (codes::ROW_IS_REFERENCED, Kind::Referenced),
+            (codes::DUP_ENTRY, Kind::Duplicate),
+            (codes::DEADLOCK, Kind::Conflict),
+            (codes::LOCK_WAIT_TIMEOUT, Kind::Conflict),
+            (codes::DATA_OUT_OF_RANGE, Kind::OutOfRange),
+            (codes::ARITHMETIC_OUT_OF_RANGE, Kind::OutOfRange),
+            (1064, Kind::Other),
+            (codes::QUERY_INTERRUPTED, Kind::Other),
+        ] {
+            assert_eq!(kind(&server(code)), want, "{code}");
+        }
     }
 }

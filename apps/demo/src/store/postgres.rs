@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use poolwarden::ErrorClass;
 use poolwarden_postgres::tokio_postgres::error::SqlState;
 use poolwarden_postgres::tokio_postgres::types::ToSql;
 use poolwarden_postgres::tokio_postgres::{config::Host, Config, Row};
-use poolwarden_postgres::{Error, PgConn, PgManager};
+use poolwarden_postgres::{classify_error, Error, PgConn, PgManager};
 use tokio::time::Instant;
 
 use super::{
@@ -50,13 +51,28 @@ const MIGRATIONS: &[&str] = &[
 /// PostgreSQL's SQLSTATEs, as the API sees them: the one table. `c` tells
 /// whose deadline cut a command (the checkout's is the request's).
 pub(crate) fn kind(e: &Error, c: &PgConn) -> Kind {
-    if let Error::Deadline { .. } = e {
-        return Kind::NoAnswer {
-            request_deadline: c.deadline().is_some_and(|at| Instant::now() >= at),
-        };
+    classify(e, || c.deadline().is_some_and(|at| Instant::now() >= at))
+}
+
+/// [`kind`], given whether a passed deadline was the request's.
+fn classify(e: &Error, request_deadline: impl FnOnce() -> bool) -> Kind {
+    match e {
+        Error::Deadline { .. } => {
+            return Kind::NoAnswer {
+                request_deadline: request_deadline(),
+            }
+        }
+        // `Pool::close` reached its `close_timeout`.
+        Error::PoolClosed { .. } => return Kind::Unavailable,
+        _ => {}
     }
     let Some(code) = e.code() else {
-        return Kind::Other;
+        // A closed connection or an I/O error (no SQLSTATE).
+        return if classify_error(e) == ErrorClass::Disconnect {
+            Kind::Unavailable
+        } else {
+            Kind::Other
+        };
     };
     // NOTE: the demo's foreign key cascades deletes, so its 23503 is always
     // an insert naming a row that does not exist.
@@ -74,13 +90,48 @@ pub(crate) fn kind(e: &Error, c: &PgConn) -> Kind {
         c if *c == SqlState::QUERY_CANCELED => Kind::NoAnswer {
             request_deadline: false,
         },
+        // Class 08 (connection exception), 57P01-57P03 (the server is
+        // shutting down or terminated the session): the server ended the
+        // command with an error, so it committed nothing.
+        _ if classify_error(e) == ErrorClass::Disconnect => Kind::Unavailable,
         _ => Kind::Other,
+    }
+}
+
+/// Whether `e` ended a command that was (or may have been) sent without
+/// its answer: the connection closed with no error from the server, the
+/// command passed its deadline, or it was cut by `Pool::close`. A server
+/// error (57P01, class 08) is an answer: the command failed.
+///
+/// `poolwarden-postgres` does not tell an ambiguous commit from a failed
+/// one (`poolwarden-mysql` does: `OutcomeUnknown`), so the demo decides
+/// where it knows the command commits: `Tx::commit` and its writes outside
+/// a transaction ([`write`]).
+fn answer_lost(e: &Error) -> bool {
+    match e {
+        Error::Deadline { .. } => true,
+        Error::PoolClosed { sent } => *sent,
+        _ => e.code().is_none() && classify_error(e) == ErrorClass::Disconnect,
     }
 }
 
 fn fail(c: &PgConn) -> impl Fn(Error) -> QueryError + '_ {
     move |e| QueryError {
         kind: kind(&e, c),
+        detail: e.to_string(),
+    }
+}
+
+/// [`fail`] for a write that commits on its own (outside a transaction: the
+/// demo's `PATCH` and `DELETE` routes): a lost answer is
+/// [`Kind::OutcomeUnknown`].
+fn fail_write(c: &PgConn) -> impl Fn(Error) -> QueryError + '_ {
+    move |e| QueryError {
+        kind: if answer_lost(&e) {
+            Kind::OutcomeUnknown
+        } else {
+            kind(&e, c)
+        },
         detail: e.to_string(),
     }
 }
@@ -100,6 +151,13 @@ async fn query_opt(c: &PgConn, sql: &str, params: Params<'_>) -> Result<Option<R
 async fn execute(c: &PgConn, sql: &str, params: Params<'_>) -> Result<u64> {
     let stmt = c.prepare_cached(sql).await.map_err(fail(c))?;
     c.execute(&stmt, params).await.map_err(fail(c))
+}
+
+/// [`execute`] for a write the demo runs outside a transaction (it commits
+/// on its own).
+async fn write(c: &PgConn, sql: &str, params: Params<'_>) -> Result<u64> {
+    let stmt = c.prepare_cached(sql).await.map_err(fail(c))?;
+    c.execute(&stmt, params).await.map_err(fail_write(c))
 }
 
 /// A column that is a key or a count: never negative.
@@ -140,6 +198,17 @@ impl Store for PgManager {
     const BACKEND: Backend = Backend::Postgres;
     const SERVER: &'static str = "PostgreSQL";
     const MIGRATIONS: &'static [&'static str] = MIGRATIONS;
+
+    fn commit_error(e: &Error) -> QueryError {
+        QueryError {
+            kind: if answer_lost(e) {
+                Kind::OutcomeUnknown
+            } else {
+                classify(e, || false)
+            },
+            detail: e.to_string(),
+        }
+    }
 
     fn manager(url: &str) -> std::result::Result<Self, String> {
         PgManager::from_url(url).map_err(|e| e.to_string())
@@ -221,7 +290,7 @@ impl Store for PgManager {
         email: Option<&'c str>,
     ) -> Result<()> {
         let Some(id) = signed(id) else { return Ok(()) };
-        execute(
+        write(
             c,
             "UPDATE demo_accounts SET name = COALESCE($1, name), email = COALESCE($2, email) WHERE id = $3",
             &[&name, &email, &id],
@@ -234,7 +303,7 @@ impl Store for PgManager {
         let Some(id) = signed(id) else {
             return Ok(false);
         };
-        Ok(execute(c, "DELETE FROM demo_accounts WHERE id = $1", &[&id]).await? > 0)
+        Ok(write(c, "DELETE FROM demo_accounts WHERE id = $1", &[&id]).await? > 0)
     }
 
     async fn order(c: &mut PgConn, id: u64) -> Result<Option<Order>> {
@@ -275,7 +344,7 @@ impl Store for PgManager {
 
     async fn update_order<'c>(c: &'c mut PgConn, id: u64, status: &'c str) -> Result<()> {
         let Some(id) = signed(id) else { return Ok(()) };
-        execute(
+        write(
             c,
             "UPDATE demo_orders SET status = $1 WHERE id = $2",
             &[&status, &id],
@@ -288,7 +357,7 @@ impl Store for PgManager {
         let Some(id) = signed(id) else {
             return Ok(false);
         };
-        Ok(execute(c, "DELETE FROM demo_orders WHERE id = $1", &[&id]).await? > 0)
+        Ok(write(c, "DELETE FROM demo_orders WHERE id = $1", &[&id]).await? > 0)
     }
 
     async fn count_orders(c: &mut PgConn) -> Result<u64> {
@@ -376,5 +445,37 @@ impl Store for PgManager {
                 sum: r.get(2),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The errors with a public constructor; a closed connection and the
+    /// server's 57P01 are made with a real server in `tests/lost.rs`.
+    #[test]
+    fn a_closed_pool_is_unavailable_and_a_lost_commit_unknown() {
+        let cut = Error::PoolClosed { sent: true };
+        let not_sent = Error::PoolClosed { sent: false };
+        let deadline = Error::Deadline {
+            waited: Duration::from_secs(2),
+        };
+        assert_eq!(classify(&cut, || false), Kind::Unavailable);
+        assert_eq!(classify(&not_sent, || false), Kind::Unavailable);
+        assert_eq!(
+            classify(&deadline, || true),
+            Kind::NoAnswer {
+                request_deadline: true
+            }
+        );
+        // A COMMIT: sent and cut, or past its deadline, may have been applied.
+        assert_eq!(PgManager::commit_error(&cut).kind, Kind::OutcomeUnknown);
+        assert_eq!(
+            PgManager::commit_error(&deadline).kind,
+            Kind::OutcomeUnknown
+        );
+        // Not sent: nothing was committed.
+        assert_eq!(PgManager::commit_error(&not_sent).kind, Kind::Unavailable);
     }
 }

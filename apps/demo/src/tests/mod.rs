@@ -7,6 +7,7 @@ mod api;
 mod common;
 mod http_limits;
 mod logs;
+mod lost;
 mod races;
 mod restart;
 mod starvation;
