@@ -30,5 +30,5 @@ pub use poolwarden::{CheckoutSnapshot, PoolSnapshot};
 pub use rejection::{DbRejection, DATABASE_UNAVAILABLE};
 pub use request_id::REQUEST_ID_HEADER;
 pub use tx::Tx;
-pub use tx_layer::{TxLayer, TxService, TRANSACTION_FAILED};
+pub use tx_layer::{TxLayer, TxService, COMMIT_OUTCOME_UNKNOWN, TRANSACTION_FAILED};
 pub use tx_rejection::{TxRejection, INTERNAL_ERROR};

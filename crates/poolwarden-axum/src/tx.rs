@@ -5,12 +5,12 @@ use std::ops::{Deref, DerefMut};
 
 use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
-use poolwarden::{Pool, PooledConnection, Probe};
+use poolwarden::{ErrorClass, Pool, PooledConnection, Probe};
 
 use crate::context::RequestContext;
 use crate::home::Home;
 use crate::rejection::DbRejection;
-use crate::tx_layer::{BoxFuture, Pending, TxScope};
+use crate::tx_layer::{BoxFuture, CommitFailed, Pending, TxScope};
 use crate::tx_rejection::TxRejection;
 use poolwarden::Transactional;
 
@@ -98,6 +98,11 @@ async fn commit<M: Transactional>(
     if let Err(error) = &result {
         let class = conn.report_error(error);
         conn.invalidate();
+        let what = if outcome_unknown(class) {
+            "commit's answer lost; the transaction's changes may or may not have been saved"
+        } else {
+            "commit failed; the transaction's changes were not saved"
+        };
         tracing::error!(
             pool = %pool.config().name,
             request_id = ctx.request_id(),
@@ -105,10 +110,21 @@ async fn commit<M: Transactional>(
             route = ctx.route(),
             %error,
             ?class,
-            "commit failed; the transaction's changes were not saved"
+            "{what}"
         );
     }
     result
+}
+
+/// Whether a commit that failed with an error of `class` may have been
+/// applied: the connection failed or went silent while committing, so the
+/// server's answer was lost; a refusal by the server (`Keep`, `Usage`,
+/// `Fatal`) saved nothing.
+fn outcome_unknown(class: ErrorClass) -> bool {
+    matches!(
+        class,
+        ErrorClass::Disconnect | ErrorClass::Unresponsive | ErrorClass::Broken
+    )
 }
 
 /// Roll back `conn`'s transaction, bounded by the pool's `reset_timeout`;
@@ -146,7 +162,7 @@ struct Parked<M: Transactional> {
 }
 
 impl<M: Transactional> Pending for Parked<M> {
-    fn finish(mut self: Box<Self>, commit_it: bool) -> BoxFuture<Result<(), String>> {
+    fn finish(mut self: Box<Self>, commit_it: bool) -> BoxFuture<Result<(), CommitFailed>> {
         Box::pin(async move {
             let mut conn = self.conn.take().expect(LIVE);
             if !commit_it {
@@ -155,7 +171,10 @@ impl<M: Transactional> Pending for Parked<M> {
             }
             commit(&self.pool, &mut conn, &self.ctx)
                 .await
-                .map_err(|_| self.ctx.request_id().to_owned())
+                .map_err(|error| CommitFailed {
+                    request_id: self.ctx.request_id().to_owned(),
+                    outcome_unknown: outcome_unknown(self.pool.manager().classify(&error)),
+                })
         })
     }
 }

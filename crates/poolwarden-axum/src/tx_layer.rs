@@ -13,18 +13,37 @@ use tower::{Layer, Service};
 
 use crate::rejection;
 
-/// The `error` code in the body of a response whose commit failed.
+/// The `error` code in the body of a response whose commit the server
+/// refused: nothing was saved.
 pub const TRANSACTION_FAILED: &str = "transaction_failed";
+
+/// The `error` code in the body of a response whose commit's answer was
+/// lost (the connection failed or went silent while committing): the
+/// changes may or may not have been saved.
+pub const COMMIT_OUTCOME_UNKNOWN: &str = "commit_outcome_unknown";
 
 const TRANSACTION_FAILED_MESSAGE: &str =
     "The request could not be completed and nothing was saved; please try again later.";
+
+const COMMIT_OUTCOME_UNKNOWN_MESSAGE: &str = "The database's answer to the commit was lost: the \
+     request's changes may or may not have been saved. Check before retrying, or retry with the \
+     same idempotency key if the service supports one.";
+
+/// A commit that failed: whose request, and whether its outcome is known.
+pub(crate) struct CommitFailed {
+    pub(crate) request_id: String,
+    /// The connection failed or went silent during the commit (its error
+    /// class was `Disconnect`, `Unresponsive` or `Broken`): the server
+    /// may have committed. Else the server refused it: nothing was saved.
+    pub(crate) outcome_unknown: bool,
+}
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A transaction waiting for the response's verdict.
 pub(crate) trait Pending: Send {
-    /// Commit (`true`) or roll back. `Err(request id)` when a commit failed.
-    fn finish(self: Box<Self>, commit: bool) -> BoxFuture<Result<(), String>>;
+    /// Commit (`true`) or roll back. `Err` when a commit failed.
+    fn finish(self: Box<Self>, commit: bool) -> BoxFuture<Result<(), CommitFailed>>;
 }
 
 /// The request's transactions, shared by [`TxLayer`] and the
@@ -57,12 +76,12 @@ impl TxScope {
     }
 
     /// Commit or roll back everything parked. After a failed commit the
-    /// others are rolled back. Returns the request id of a failed commit.
-    async fn finish(&self, commit: bool) -> Option<String> {
+    /// others are rolled back. Returns the first failed commit.
+    async fn finish(&self, commit: bool) -> Option<CommitFailed> {
         let mut failed = None;
         for tx in self.close() {
-            if let Err(request_id) = tx.finish(commit && failed.is_none()).await {
-                failed.get_or_insert(request_id);
+            if let Err(e) = tx.finish(commit && failed.is_none()).await {
+                failed.get_or_insert(e);
             }
         }
         failed
@@ -74,8 +93,11 @@ impl TxScope {
 /// response **commits**, anything else **rolls back**.
 ///
 /// If the commit fails, the client does not get the success response: it
-/// gets a `503` with `{"error": "transaction_failed", ...}` (the driver's
-/// error is logged, not sent). If the handler panics, the transaction is
+/// gets a `503` with `{"error": "transaction_failed", ...}` when the server
+/// refused the commit (nothing was saved), or `{"error":
+/// "commit_outcome_unknown", ...}` when its answer was lost (the error's
+/// class is `Disconnect`, `Unresponsive` or `Broken`: the changes may or may
+/// not have been saved). The driver's error is logged, not sent. If the handler panics, the transaction is
 /// never committed: the connection is dropped while panicking and the pool
 /// closes it, so the server rolls it back. If the request is cancelled (the
 /// client went away), the connection goes back uncommitted and the pool's
@@ -154,11 +176,18 @@ where
             let commit =
                 matches!(&result, Ok(r) if r.status().is_success() || r.status().is_redirection());
             match (result, scope.finish(commit).await) {
-                (Ok(_), Some(request_id)) => Ok(rejection::unavailable(
-                    TRANSACTION_FAILED,
-                    TRANSACTION_FAILED_MESSAGE,
-                    Some(&request_id),
-                )),
+                (Ok(_), Some(failed)) => {
+                    let (code, message) = if failed.outcome_unknown {
+                        (COMMIT_OUTCOME_UNKNOWN, COMMIT_OUTCOME_UNKNOWN_MESSAGE)
+                    } else {
+                        (TRANSACTION_FAILED, TRANSACTION_FAILED_MESSAGE)
+                    };
+                    Ok(rejection::unavailable(
+                        code,
+                        message,
+                        Some(&failed.request_id),
+                    ))
+                }
                 (result, _) => result,
             }
         })

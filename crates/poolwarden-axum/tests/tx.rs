@@ -96,6 +96,27 @@ async fn a_failed_commit_turns_success_into_503() {
 }
 
 #[tokio::test]
+async fn a_commit_whose_answer_was_lost_does_not_say_nothing_was_saved() {
+    let (logs, _guard) = Logs::capture();
+    let fake = Fake::default();
+    fake.0.lose_commit.store(true, SeqCst);
+    let pool = pool(&fake, 1);
+    let response = app(&pool, StatusCode::OK)
+        .oneshot(request("POST", "/orders", Some("c-2")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = body_json(response).await;
+    assert_eq!(body["error"], poolwarden_axum::COMMIT_OUTCOME_UNKNOWN);
+    assert_eq!(body["request_id"], "c-2");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("may or may not"), "{body}");
+    assert!(!message.contains("nothing was saved"), "{body}");
+    assert!(logs.text().contains("may or may not"), "{}", logs.text());
+    assert_eq!(fake.log(), ["BEGIN #1", "COMMIT lost #1"]);
+}
+
+#[tokio::test]
 async fn a_panicking_handler_never_commits() {
     let fake = Fake::default();
     let pool = pool(&fake, 1);

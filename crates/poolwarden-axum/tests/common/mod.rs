@@ -35,6 +35,8 @@ pub(crate) struct FakeConn {
 pub(crate) struct FakeState {
     log: Mutex<Vec<String>>,
     pub(crate) fail_commit: AtomicBool,
+    /// The commit's answer is lost: the connection breaks while committing.
+    pub(crate) lose_commit: AtomicBool,
     next_id: AtomicU64,
 }
 
@@ -55,6 +57,9 @@ impl Fake {
             .push(format!("{what} #{}", conn.id));
     }
 }
+
+/// The error of a commit whose answer was lost.
+const LOST: &str = "connection reset while committing";
 
 impl Manager for Fake {
     type Connection = FakeConn;
@@ -85,8 +90,12 @@ impl Manager for Fake {
         Ok(())
     }
 
-    fn classify(&self, _error: &FakeError) -> ErrorClass {
-        ErrorClass::Keep
+    fn classify(&self, error: &FakeError) -> ErrorClass {
+        if error.0 == LOST {
+            ErrorClass::Disconnect
+        } else {
+            ErrorClass::Keep
+        }
     }
 }
 
@@ -98,6 +107,10 @@ impl Transactional for Fake {
     }
 
     async fn commit(&self, conn: &mut FakeConn) -> Result<(), FakeError> {
+        if self.0.lose_commit.load(SeqCst) {
+            self.record("COMMIT lost", conn);
+            return Err(FakeError(LOST));
+        }
         if self.0.fail_commit.load(SeqCst) {
             self.record("COMMIT failed", conn);
             return Err(FakeError("deadlock found when trying to get lock"));
