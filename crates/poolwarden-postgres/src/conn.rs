@@ -28,6 +28,12 @@ use crate::verdict::Verdict;
 /// when full it starts over.
 pub const STATEMENT_CACHE_SIZE: usize = 256;
 
+/// The fraction of the server's `idle_in_transaction_session_timeout` after
+/// which a borrower idle inside a transaction is warned in the log (at its
+/// next command): 3/4. The server closes the session at the whole of it
+/// (F6).
+pub const IDLE_IN_TRANSACTION_WARN_FRACTION: f64 = 0.75;
+
 /// A pooled PostgreSQL connection: a [`tokio_postgres::Client`] plus what
 /// the manager knows about it.
 ///
@@ -507,7 +513,8 @@ impl PgConn {
             return;
         }
         let idle = self.last_done.lock().map(|t| t.elapsed());
-        if let Some(idle) = idle.filter(|idle| *idle >= limit * 3 / 4) {
+        let warn_after = limit.mul_f64(IDLE_IN_TRANSACTION_WARN_FRACTION);
+        if let Some(idle) = idle.filter(|idle| *idle >= warn_after) {
             tracing::warn!(
                 ?idle,
                 ?limit,

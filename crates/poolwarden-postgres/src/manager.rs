@@ -195,6 +195,20 @@ impl PgManager {
         self
     }
 
+    /// The configured [`command_timeout`](Self::command_timeout)
+    /// ([`DEFAULT_COMMAND_TIMEOUT`] unless set; `None`: off).
+    pub fn configured_command_timeout(&self) -> Option<Duration> {
+        self.open.command_timeout
+    }
+
+    /// Whether the manager tells the pool the server's
+    /// `idle_session_timeout` (see
+    /// [`discover_server_timeout`](Self::discover_server_timeout); `true`
+    /// unless set).
+    pub fn configured_discover_server_timeout(&self) -> bool {
+        self.report_server_timeout
+    }
+
     /// The config new connections are opened with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -323,6 +337,14 @@ mod tests {
             .reset_policy(ResetPolicy::Rollback);
         assert_eq!(m.policy(), ResetPolicy::Rollback);
         assert_eq!(m.init_statements(), ["SET TIME ZONE 'UTC'"]);
+        assert_eq!(
+            m.configured_command_timeout(),
+            Some(DEFAULT_COMMAND_TIMEOUT)
+        );
+        assert!(m.configured_discover_server_timeout());
+        let m = m.command_timeout(None).discover_server_timeout(false);
+        assert_eq!(m.configured_command_timeout(), None);
+        assert!(!m.configured_discover_server_timeout());
         let text = format!("{m:?}");
         assert!(
             text.contains("db.example") && !text.contains("s3cret"),
