@@ -73,9 +73,10 @@ pub(crate) struct Open {
     pub(crate) tls: Tls,
     /// Shared by the manager's connections (`verdict.rs`).
     pub(crate) verdict: std::sync::Arc<crate::verdict::Verdict>,
-    /// Cancelled by `cut_in_flight` (`Pool::close` at `close_timeout`):
-    /// every connection's commands are cut (each holds a child).
-    pub(crate) cut: tokio_util::sync::CancellationToken,
+    /// The command deadlines of every connection, one timer for all; cut
+    /// by `cut_in_flight` (`Pool::close` at `close_timeout`): every
+    /// connection's commands are cut (`watchdog.rs`).
+    pub(crate) watchdog: std::sync::Arc<crate::watchdog::Watchdog>,
 }
 
 /// Open a connection, spawn its task, run init SQL, read the server facts.

@@ -15,6 +15,7 @@ mod tls;
 mod track;
 mod transactional;
 mod verdict;
+mod watchdog;
 
 pub use classify::{classify_error, classify_postgres, classify_sqlstate, Classifier};
 pub use conn::{

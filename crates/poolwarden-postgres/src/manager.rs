@@ -64,7 +64,7 @@ impl PgManager {
                 command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
                 tls: crate::tls::Tls::None,
                 verdict: Verdict::new(DEFAULT_UNRESPONSIVE_AFTER),
-                cut: tokio_util::sync::CancellationToken::new(),
+                watchdog: crate::watchdog::Watchdog::new(),
             },
             policy: ResetPolicy::default(),
             classifier: None,
@@ -262,10 +262,12 @@ impl Manager for PgManager {
     }
 
     /// A bare `Sync` message: the server answers `ReadyForQuery`, no
-    /// statement runs (so `pg_stat_statements` does not see it).
+    /// statement runs (so `pg_stat_statements` does not see it). After an
+    /// interrupted command, sent together with its cancel request (a late
+    /// cancel cannot hit a `Sync`), and done when both are.
     async fn validate(&self, conn: &mut PgConn) -> Result<(), Error> {
-        conn.cancel_interrupted().await;
-        Ok(conn.inner().check_connection().await?)
+        let (_, synced) = tokio::join!(conn.cancel_interrupted(), conn.inner().check_connection());
+        Ok(synced?)
     }
 
     /// Before a hand-out and after a reset: closed, or not clean by the
@@ -305,7 +307,7 @@ impl Manager for PgManager {
     /// called later, with [`Error::PoolClosed`]; each is cancelled on the
     /// server (bounded by `cancel_timeout`) when its connection is dropped.
     fn cut_in_flight(&self) {
-        self.open.cut.cancel();
+        self.open.watchdog.cut();
     }
 
     fn classify(&self, error: &Error) -> ErrorClass {
@@ -317,7 +319,7 @@ impl Manager for PgManager {
     }
 
     fn facts(&self, conn: &PgConn) -> ConnectionFacts {
-        let mut facts = conn.facts.to_connection_facts();
+        let mut facts = conn.c.facts.to_connection_facts();
         if !self.report_server_timeout {
             facts.server_idle_timeout = None;
         }

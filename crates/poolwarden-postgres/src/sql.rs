@@ -60,24 +60,25 @@ impl Effect {
 }
 
 /// The effects of `sql`, which may hold several `;`-separated statements.
+///
+/// Runs on every command: one pass over the text, no allocation.
 pub fn effect(sql: &str) -> Effect {
-    let mut pieces = split(sql).filter(|s| !s.trim().is_empty()).peekable();
+    let mut pieces = Split { sql, at: 0 }.filter(|s| !s.trim().is_empty());
     let Some(first) = pieces.next() else {
         return Effect::default();
     };
     let mut total = one(first);
-    if pieces.peek().is_none() {
-        return total;
-    }
     let mut last_tx = total.tx;
+    let mut several = false;
     for piece in pieces {
+        several = true;
         let e = one(piece);
         total.session = total.session.max(e.session);
         if e.tx != TxEffect::None {
             last_tx = e.tx;
         }
     }
-    if last_tx != TxEffect::None {
+    if several && last_tx != TxEffect::None {
         total.tx = TxEffect::Batch {
             ends_open: last_tx == TxEffect::Begin,
         };
@@ -91,31 +92,43 @@ pub fn may_change_session(sql: &str) -> bool {
     effect(sql).session != SessionEffect::None
 }
 
-/// Statements of a batch. Splits at `;` outside quotes and comments.
-fn split(sql: &str) -> impl Iterator<Item = &str> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' | b'"' => i = skip_quoted(bytes, i),
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
-            b'$' => i = skip_dollar_quoted(sql, i),
-            b';' => {
-                out.push(&sql[start..i]);
-                start = i + 1;
-                i += 1;
-            }
-            _ => i += 1,
+/// The statements of a batch: splits at `;` outside quotes and comments.
+struct Split<'a> {
+    sql: &'a str,
+    /// Where the next statement starts; past the end when done.
+    at: usize,
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (sql, bytes) = (self.sql, self.sql.as_bytes());
+        if self.at > bytes.len() {
+            return None;
         }
+        let start = self.at;
+        let mut i = start;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\'' | b'"' => i = skip_quoted(bytes, i),
+                b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                    while i < bytes.len() && bytes[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
+                b'$' => i = skip_dollar_quoted(sql, i),
+                b';' => {
+                    self.at = i + 1;
+                    return Some(&sql[start..i]);
+                }
+                _ => i += 1,
+            }
+        }
+        self.at = bytes.len() + 1;
+        Some(&sql[start..])
     }
-    out.push(&sql[start..]);
-    out.into_iter()
 }
 
 fn skip_quoted(bytes: &[u8], at: usize) -> usize {
@@ -164,164 +177,204 @@ fn skip_dollar_quoted(sql: &str, at: usize) -> usize {
     }
 }
 
-/// The words of one statement (as written; compare them with
-/// [`is`]), comments and quoted text left out. No allocation per word.
-fn words(sql: &str) -> Vec<&str> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'\'' || b == b'"' {
-            i = skip_quoted(bytes, i);
-        } else if b == b'-' && bytes.get(i + 1) == Some(&b'-') {
-            while i < bytes.len() && bytes[i] != b'\n' {
+/// The words of one statement (as written), comments and quoted text left
+/// out.
+struct Words<'a> {
+    sql: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (sql, bytes) = (self.sql, self.sql.as_bytes());
+        let mut i = self.at;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b == b'\'' || b == b'"' {
+                i = skip_quoted(bytes, i);
+            } else if b == b'-' && bytes.get(i + 1) == Some(&b'-') {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            } else if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
+                i = skip_block_comment(bytes, i);
+            } else if b == b'$' {
+                let next = skip_dollar_quoted(sql, i);
+                i = if next == i + 1 { i + 1 } else { next };
+            } else if b.is_ascii_alphabetic() || b == b'_' {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                self.at = i;
+                return Some(&sql[start..i]);
+            } else {
                 i += 1;
             }
-        } else if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            i = skip_block_comment(bytes, i);
-        } else if b == b'$' {
-            let next = skip_dollar_quoted(sql, i);
-            i = if next == i + 1 { i + 1 } else { next };
-        } else if b.is_ascii_alphabetic() || b == b'_' {
-            let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                i += 1;
-            }
-            out.push(&sql[start..i]);
-        } else {
-            i += 1;
+        }
+        self.at = bytes.len();
+        None
+    }
+}
+
+/// What a word is to the rules below. Each word of a statement is looked
+/// up once (lower-cased on the stack, then one `match`): this runs on every
+/// command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kw {
+    Begin,
+    Start,
+    Commit,
+    End,
+    Rollback,
+    Abort,
+    Set,
+    Reset,
+    Listen,
+    Unlisten,
+    Declare,
+    Create,
+    Select,
+    With,
+    /// A statement that changes no session state by itself (the functions
+    /// it calls are looked at separately): `INSERT`, `UPDATE`, `ALTER`, ...
+    Harmless,
+    To,
+    Prepared,
+    Local,
+    Transaction,
+    Constraints,
+    Temp,
+    Into,
+    Hold,
+    Chain,
+    No,
+    /// A function whose effect outlives the transaction
+    /// (`pg_advisory_lock`, `set_config`, `dblink_connect`, ...).
+    SessionFunction,
+    Other,
+}
+
+/// The longest word [`kw`] knows (`pg_try_advisory_lock_shared`).
+const LONGEST_KEYWORD: usize = 27;
+
+fn kw(word: &str) -> Kw {
+    if word.len() > LONGEST_KEYWORD {
+        return Kw::Other;
+    }
+    let mut buf = [0u8; LONGEST_KEYWORD];
+    for (d, s) in buf.iter_mut().zip(word.bytes()) {
+        *d = s.to_ascii_lowercase();
+    }
+    match &buf[..word.len()] {
+        b"begin" => Kw::Begin,
+        b"start" => Kw::Start,
+        b"commit" => Kw::Commit,
+        b"end" => Kw::End,
+        b"rollback" => Kw::Rollback,
+        b"abort" => Kw::Abort,
+        b"set" => Kw::Set,
+        b"reset" => Kw::Reset,
+        b"listen" => Kw::Listen,
+        b"unlisten" => Kw::Unlisten,
+        b"declare" => Kw::Declare,
+        b"create" => Kw::Create,
+        b"select" => Kw::Select,
+        b"with" => Kw::With,
+        b"values" | b"table" | b"show" | b"explain" | b"insert" | b"update" | b"delete"
+        | b"merge" | b"copy" | b"savepoint" | b"release" | b"alter" | b"drop" | b"grant"
+        | b"revoke" | b"truncate" | b"vacuum" | b"analyze" | b"analyse" | b"comment" | b"lock"
+        | b"notify" | b"fetch" | b"move" | b"close" | b"refresh" | b"cluster" | b"reindex"
+        | b"checkpoint" | b"security" | b"import" => Kw::Harmless,
+        b"to" => Kw::To,
+        b"prepared" => Kw::Prepared,
+        b"local" => Kw::Local,
+        b"transaction" => Kw::Transaction,
+        b"constraints" => Kw::Constraints,
+        b"temp" | b"temporary" | b"pg_temp" => Kw::Temp,
+        b"into" => Kw::Into,
+        b"hold" => Kw::Hold,
+        b"chain" => Kw::Chain,
+        b"no" => Kw::No,
+        b"pg_advisory_lock"
+        | b"pg_advisory_lock_shared"
+        | b"pg_try_advisory_lock"
+        | b"pg_try_advisory_lock_shared"
+        | b"set_config"
+        | b"dblink_connect"
+        | b"dblink_connect_u" => Kw::SessionFunction,
+        _ => Kw::Other,
+    }
+}
+
+/// Which words occur anywhere in a statement.
+#[derive(Default)]
+struct Mentions {
+    temp: bool,
+    into: bool,
+    hold: bool,
+    chain: bool,
+    no: bool,
+    session_function: bool,
+}
+
+impl Mentions {
+    fn note(&mut self, k: Kw) {
+        match k {
+            Kw::Temp => self.temp = true,
+            Kw::Into => self.into = true,
+            Kw::Hold => self.hold = true,
+            Kw::Chain => self.chain = true,
+            Kw::No => self.no = true,
+            Kw::SessionFunction => self.session_function = true,
+            _ => {}
         }
     }
-    out
 }
-
-/// Functions whose effect outlives the transaction.
-const SESSION_FUNCTIONS: &[&str] = &[
-    "pg_advisory_lock",
-    "pg_advisory_lock_shared",
-    "pg_try_advisory_lock",
-    "pg_try_advisory_lock_shared",
-    "set_config",
-    "dblink_connect",
-    "dblink_connect_u",
-];
-
-/// Statements that change no session state by themselves (the functions
-/// they call are looked at separately).
-const HARMLESS: &[&str] = &[
-    "select",
-    "with",
-    "values",
-    "table",
-    "show",
-    "explain",
-    "insert",
-    "update",
-    "delete",
-    "merge",
-    "copy",
-    "savepoint",
-    "release",
-    "alter",
-    "drop",
-    "grant",
-    "revoke",
-    "truncate",
-    "vacuum",
-    "analyze",
-    "analyse",
-    "comment",
-    "lock",
-    "notify",
-    "fetch",
-    "move",
-    "close",
-    "refresh",
-    "cluster",
-    "reindex",
-    "checkpoint",
-    "security",
-    "import",
-];
-
-/// `word` is `lower` (an ASCII lower-case keyword), in any case.
-fn is(word: &str, lower: &str) -> bool {
-    word.eq_ignore_ascii_case(lower)
-}
-
-/// The lower-case keyword of `list` that `word` is, if any.
-fn keyword(word: &str, list: &[&'static str]) -> Option<&'static str> {
-    list.iter().copied().find(|k| is(word, k))
-}
-
-/// The keywords the rules below match the first two words against.
-const LEADING: &[&str] = &[
-    "begin",
-    "start",
-    "commit",
-    "end",
-    "rollback",
-    "abort",
-    "set",
-    "reset",
-    "listen",
-    "unlisten",
-    "declare",
-    "create",
-    "select",
-    "with",
-    "to",
-    "prepared",
-    "local",
-    "transaction",
-    "constraints",
-];
 
 fn one(sql: &str) -> Effect {
-    let words = words(sql);
-    let Some(&first_word) = words.first() else {
+    let mut words = Words { sql, at: 0 }.map(kw);
+    let Some(first) = words.next() else {
         return Effect::default();
     };
-    let has = |w: &str| words.iter().any(|x| is(x, w));
-    // An unknown first word stays "", which the last arm below counts as
-    // changing anything.
-    let first = keyword(first_word, LEADING)
-        .or_else(|| keyword(first_word, HARMLESS))
-        .unwrap_or("");
-    let second = words.get(1).and_then(|w| keyword(w, LEADING));
-    let calls_session_function = words
-        .iter()
-        .any(|w| keyword(w, SESSION_FUNCTIONS).is_some());
-    let temp = has("temp") || has("temporary") || has("pg_temp");
+    let second = words.next();
+    let mut m = Mentions::default();
+    m.note(first);
+    second.inspect(|k| m.note(*k));
+    words.for_each(|k| m.note(k));
     let tx = match first {
-        "begin" | "start" => TxEffect::Begin,
-        "commit" | "end" | "rollback" | "abort" => match second {
-            Some("to") | Some("prepared") => TxEffect::None,
-            _ if has("chain") && !has("no") => TxEffect::Begin,
+        Kw::Begin | Kw::Start => TxEffect::Begin,
+        Kw::Commit | Kw::End | Kw::Rollback | Kw::Abort => match second {
+            Some(Kw::To | Kw::Prepared) => TxEffect::None,
+            _ if m.chain && !m.no => TxEffect::Begin,
             _ => TxEffect::End,
         },
         _ => TxEffect::None,
     };
     let session = match first {
-        "begin" | "start" | "commit" | "end" | "rollback" | "abort" => SessionEffect::None,
+        Kw::Begin | Kw::Start | Kw::Commit | Kw::End | Kw::Rollback | Kw::Abort => {
+            SessionEffect::None
+        }
         // Transaction-scoped settings end with the transaction.
-        "set" => match second {
-            Some("local") | Some("transaction") | Some("constraints") => SessionEffect::None,
+        Kw::Set => match second {
+            Some(Kw::Local | Kw::Transaction | Kw::Constraints) => SessionEffect::None,
             _ => SessionEffect::State,
         },
-        "reset" | "listen" | "unlisten" => SessionEffect::State,
-        "declare" if has("hold") => SessionEffect::State,
-        "declare" => SessionEffect::None,
-        "create" if temp => SessionEffect::State,
-        "create" => SessionEffect::None,
+        Kw::Reset | Kw::Listen | Kw::Unlisten => SessionEffect::State,
+        Kw::Declare if m.hold => SessionEffect::State,
+        Kw::Declare => SessionEffect::None,
+        Kw::Create if m.temp => SessionEffect::State,
+        Kw::Create => SessionEffect::None,
         // `SELECT ... INTO TEMP t`.
-        "select" | "with" if temp && has("into") => SessionEffect::State,
-        w if HARMLESS.contains(&w) => SessionEffect::None,
-        // prepare, deallocate, execute, discard, do, call, load, ...
+        Kw::Select | Kw::With if m.temp && m.into => SessionEffect::State,
+        Kw::Select | Kw::With | Kw::Harmless => SessionEffect::None,
+        // prepare, deallocate, execute, discard, do, call, load, unknown
+        // statements, ...
         _ => SessionEffect::Deep,
     };
-    let session = if calls_session_function {
+    let session = if m.session_function {
         session.max(SessionEffect::State)
     } else {
         session
@@ -359,6 +412,7 @@ mod tests {
             "CREATE TABLE t (temperature int)",
             "SELECT temp FROM t",
             "DECLARE c CURSOR FOR SELECT 1",
+            "SELECT a_column_name_longer_than_any_keyword_at_all FROM t",
             "",
         ] {
             assert_eq!(s(sql), SessionEffect::None, "{sql}");
@@ -381,6 +435,7 @@ mod tests {
             "SELECT 1 INTO TEMP t",
             "SELECT pg_advisory_lock(1)",
             "SELECT pg_try_advisory_lock(1, 2)",
+            "SELECT PG_TRY_ADVISORY_LOCK_SHARED(1)",
             "SELECT set_config('my.x', '1', false)",
             "LISTEN chan",
             "DECLARE c CURSOR WITH HOLD FOR SELECT 1",

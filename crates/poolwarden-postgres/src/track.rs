@@ -72,9 +72,15 @@ impl Tracker {
         }
     }
 
-    /// Whether a command was interrupted; clears the mark.
+    /// Whether a command was interrupted; clears the mark (a plain load
+    /// when there is none: no write on every command).
     pub(crate) fn take_interrupted(&self) -> bool {
-        self.interrupted.swap(false, Relaxed)
+        self.seen_interrupted() && self.interrupted.swap(false, Relaxed)
+    }
+
+    /// Whether a command was interrupted (the mark stays).
+    pub(crate) fn seen_interrupted(&self) -> bool {
+        self.interrupted.load(Relaxed)
     }
 
     /// A reset undid everything.
