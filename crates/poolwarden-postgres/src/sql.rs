@@ -61,8 +61,15 @@ impl Effect {
 
 /// The effects of `sql`, which may hold several `;`-separated statements.
 ///
-/// Runs on every command: one pass over the text, no allocation.
+/// Runs on every command: one pass over the text, no allocation; a single
+/// statement without quotes or comments (the usual case) skips the split.
 pub fn effect(sql: &str) -> Effect {
+    if !sql
+        .bytes()
+        .any(|b| matches!(b, b';' | b'\'' | b'"' | b'-' | b'/' | b'$'))
+    {
+        return one(sql);
+    }
     let mut pieces = Split { sql, at: 0 }.filter(|s| !s.trim().is_empty());
     let Some(first) = pieces.next() else {
         return Effect::default();
@@ -185,34 +192,34 @@ struct Words<'a> {
 }
 
 impl<'a> Iterator for Words<'a> {
-    type Item = &'a str;
+    type Item = &'a [u8];
 
-    fn next(&mut self) -> Option<&'a str> {
-        let (sql, bytes) = (self.sql, self.sql.as_bytes());
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let bytes = self.sql.as_bytes();
         let mut i = self.at;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if b == b'\'' || b == b'"' {
-                i = skip_quoted(bytes, i);
-            } else if b == b'-' && bytes.get(i + 1) == Some(&b'-') {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            } else if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
-                i = skip_block_comment(bytes, i);
-            } else if b == b'$' {
-                let next = skip_dollar_quoted(sql, i);
-                i = if next == i + 1 { i + 1 } else { next };
-            } else if b.is_ascii_alphabetic() || b == b'_' {
+        while let Some(&b) = bytes.get(i) {
+            if b.is_ascii_alphabetic() || b == b'_' {
                 let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+                while bytes
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
                     i += 1;
                 }
                 self.at = i;
-                return Some(&sql[start..i]);
-            } else {
-                i += 1;
+                return bytes.get(start..i);
             }
+            i = match b {
+                b'\'' | b'"' => skip_quoted(bytes, i),
+                b'-' if bytes.get(i + 1) == Some(&b'-') => bytes[i..]
+                    .iter()
+                    .position(|c| *c == b'\n')
+                    .map_or(bytes.len(), |n| i + n),
+                b'/' if bytes.get(i + 1) == Some(&b'*') => skip_block_comment(bytes, i),
+                b'$' => skip_dollar_quoted(self.sql, i).max(i + 1),
+                _ => i + 1,
+            };
         }
         self.at = bytes.len();
         None
@@ -260,12 +267,12 @@ enum Kw {
 /// The longest word [`kw`] knows (`pg_try_advisory_lock_shared`).
 const LONGEST_KEYWORD: usize = 27;
 
-fn kw(word: &str) -> Kw {
+fn kw(word: &[u8]) -> Kw {
     if word.len() > LONGEST_KEYWORD {
         return Kw::Other;
     }
     let mut buf = [0u8; LONGEST_KEYWORD];
-    for (d, s) in buf.iter_mut().zip(word.bytes()) {
+    for (d, s) in buf.iter_mut().zip(word) {
         *d = s.to_ascii_lowercase();
     }
     match &buf[..word.len()] {
