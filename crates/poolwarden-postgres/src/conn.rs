@@ -541,7 +541,8 @@ impl PgConn {
 /// A connection dropped right after an interrupted command (the pool
 /// discards a connection whose command hit its deadline): cancel the command
 /// on the server in the background, bounded, so the server does not run it
-/// to its end for nobody.
+/// to its end for nobody; while the server may be frozen, once it answers
+/// again (`verdict.rs`).
 impl Drop for PgConn {
     fn drop(&mut self) {
         if !self.c.tracker.take_interrupted() || self.c.cancel_timeout.is_zero() || self.is_closed()
@@ -554,7 +555,10 @@ impl Drop for PgConn {
                 self.c.target.clone(),
                 self.c.cancel_timeout,
             );
-            rt.spawn(async move { cancel::cancel(&token, &target, timeout).await });
+            // Held back while the server may be frozen (`verdict.rs`).
+            self.c.verdict.cancel_soon(move || {
+                drop(rt.spawn(async move { cancel::cancel(&token, &target, timeout).await }));
+            });
         }
     }
 }

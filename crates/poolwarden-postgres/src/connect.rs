@@ -98,6 +98,9 @@ pub(crate) async fn open(config: &Config, how: &Open) -> Result<PgConn, Error> {
     };
     how.init.run(&client).await?;
     let facts = facts::read(&client).await?;
+    // The server answers: cancel requests held back while it may have been
+    // frozen go now (`verdict.rs`).
+    how.verdict.answered();
     Ok(PgConn::new(
         client,
         task,
