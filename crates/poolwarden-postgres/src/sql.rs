@@ -64,10 +64,7 @@ impl Effect {
 /// Runs on every command: one pass over the text, no allocation; a single
 /// statement without quotes or comments (the usual case) skips the split.
 pub fn effect(sql: &str) -> Effect {
-    if !sql
-        .bytes()
-        .any(|b| matches!(b, b';' | b'\'' | b'"' | b'-' | b'/' | b'$'))
-    {
+    if !sql.bytes().any(|b| CLASS[usize::from(b)] & SPECIAL != 0) {
         return one(sql);
     }
     let mut pieces = Split { sql, at: 0 }.filter(|s| !s.trim().is_empty());
@@ -196,21 +193,24 @@ impl<'a> Iterator for Words<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let bytes = self.sql.as_bytes();
+        let class = |i: usize| bytes.get(i).map_or(0, |b| CLASS[usize::from(*b)]);
         let mut i = self.at;
-        while let Some(&b) = bytes.get(i) {
-            if b.is_ascii_alphabetic() || b == b'_' {
+        while i < bytes.len() {
+            let c = class(i);
+            if c & WORD_START != 0 {
                 let start = i;
                 i += 1;
-                while bytes
-                    .get(i)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-                {
+                while class(i) & WORD != 0 {
                     i += 1;
                 }
                 self.at = i;
                 return bytes.get(start..i);
             }
-            i = match b {
+            if c & SPECIAL == 0 {
+                i += 1;
+                continue;
+            }
+            i = match bytes[i] {
                 b'\'' | b'"' => skip_quoted(bytes, i),
                 b'-' if bytes.get(i + 1) == Some(&b'-') => bytes[i..]
                     .iter()
@@ -225,6 +225,31 @@ impl<'a> Iterator for Words<'a> {
         None
     }
 }
+
+/// [`CLASS`] bits: a word starts with this byte (a letter, `_`).
+const WORD_START: u8 = 1;
+/// A word goes on with this byte (a letter, a digit, `_`).
+const WORD: u8 = 2;
+/// Quotes, comments, dollar quoting or a statement's end may start here.
+const SPECIAL: u8 = 4;
+
+/// What each byte may be to the scanners above, looked up once per byte.
+const CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            class[b] = WORD_START | WORD;
+        } else if c.is_ascii_digit() {
+            class[b] = WORD;
+        } else if matches!(c, b';' | b'\'' | b'"' | b'-' | b'/' | b'$') {
+            class[b] = SPECIAL;
+        }
+        b += 1;
+    }
+    class
+};
 
 /// What a word is to the rules below. Each word of a statement is looked
 /// up once (lower-cased on the stack, then one `match`): this runs on every
@@ -268,50 +293,101 @@ enum Kw {
 const LONGEST_KEYWORD: usize = 27;
 
 fn kw(word: &[u8]) -> Kw {
-    if word.len() > LONGEST_KEYWORD {
+    let (Some(first), 2..=LONGEST_KEYWORD) = (word.first(), word.len()) else {
         return Kw::Other;
-    }
-    let mut buf = [0u8; LONGEST_KEYWORD];
-    for (d, s) in buf.iter_mut().zip(word) {
-        *d = s.to_ascii_lowercase();
-    }
-    match &buf[..word.len()] {
-        b"begin" => Kw::Begin,
-        b"start" => Kw::Start,
-        b"commit" => Kw::Commit,
-        b"end" => Kw::End,
-        b"rollback" => Kw::Rollback,
-        b"abort" => Kw::Abort,
-        b"set" => Kw::Set,
-        b"reset" => Kw::Reset,
-        b"listen" => Kw::Listen,
-        b"unlisten" => Kw::Unlisten,
-        b"declare" => Kw::Declare,
-        b"create" => Kw::Create,
-        b"select" => Kw::Select,
-        b"with" => Kw::With,
-        b"values" | b"table" | b"show" | b"explain" | b"insert" | b"update" | b"delete"
-        | b"merge" | b"copy" | b"savepoint" | b"release" | b"alter" | b"drop" | b"grant"
-        | b"revoke" | b"truncate" | b"vacuum" | b"analyze" | b"analyse" | b"comment" | b"lock"
-        | b"notify" | b"fetch" | b"move" | b"close" | b"refresh" | b"cluster" | b"reindex"
-        | b"checkpoint" | b"security" | b"import" => Kw::Harmless,
-        b"to" => Kw::To,
-        b"prepared" => Kw::Prepared,
-        b"local" => Kw::Local,
-        b"transaction" => Kw::Transaction,
-        b"constraints" => Kw::Constraints,
-        b"temp" | b"temporary" | b"pg_temp" => Kw::Temp,
-        b"into" => Kw::Into,
-        b"hold" => Kw::Hold,
-        b"chain" => Kw::Chain,
-        b"no" => Kw::No,
-        b"pg_advisory_lock"
-        | b"pg_advisory_lock_shared"
-        | b"pg_try_advisory_lock"
-        | b"pg_try_advisory_lock_shared"
-        | b"set_config"
-        | b"dblink_connect"
-        | b"dblink_connect_u" => Kw::SessionFunction,
+    };
+    let is = |k: &[u8]| word.eq_ignore_ascii_case(k);
+    // By length and first letter, then the candidates (generated from the
+    // keyword lists; `kw_knows_every_keyword` checks them).
+    match (word.len(), first.to_ascii_lowercase()) {
+        (2, b'n') if is(b"no") => Kw::No,
+        (2, b't') if is(b"to") => Kw::To,
+        (3, b'e') if is(b"end") => Kw::End,
+        (3, b's') if is(b"set") => Kw::Set,
+        (4, b'c') if is(b"copy") => Kw::Harmless,
+        (4, b'd') if is(b"drop") => Kw::Harmless,
+        (4, b'h') if is(b"hold") => Kw::Hold,
+        (4, b'i') if is(b"into") => Kw::Into,
+        (4, b'l') if is(b"lock") => Kw::Harmless,
+        (4, b'm') if is(b"move") => Kw::Harmless,
+        (4, b's') if is(b"show") => Kw::Harmless,
+        (4, b't') if is(b"temp") => Kw::Temp,
+        (4, b'w') if is(b"with") => Kw::With,
+        (5, b'a') => match () {
+            () if is(b"abort") => Kw::Abort,
+            () if is(b"alter") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (5, b'b') if is(b"begin") => Kw::Begin,
+        (5, b'c') => match () {
+            () if is(b"close") => Kw::Harmless,
+            () if is(b"chain") => Kw::Chain,
+            () => Kw::Other,
+        },
+        (5, b'f') if is(b"fetch") => Kw::Harmless,
+        (5, b'g') if is(b"grant") => Kw::Harmless,
+        (5, b'l') if is(b"local") => Kw::Local,
+        (5, b'm') if is(b"merge") => Kw::Harmless,
+        (5, b'r') if is(b"reset") => Kw::Reset,
+        (5, b's') if is(b"start") => Kw::Start,
+        (5, b't') if is(b"table") => Kw::Harmless,
+        (6, b'c') => match () {
+            () if is(b"commit") => Kw::Commit,
+            () if is(b"create") => Kw::Create,
+            () => Kw::Other,
+        },
+        (6, b'd') if is(b"delete") => Kw::Harmless,
+        (6, b'i') => match () {
+            () if is(b"insert") => Kw::Harmless,
+            () if is(b"import") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (6, b'l') if is(b"listen") => Kw::Listen,
+        (6, b'n') if is(b"notify") => Kw::Harmless,
+        (6, b'r') if is(b"revoke") => Kw::Harmless,
+        (6, b's') if is(b"select") => Kw::Select,
+        (6, b'u') if is(b"update") => Kw::Harmless,
+        (6, b'v') => match () {
+            () if is(b"values") => Kw::Harmless,
+            () if is(b"vacuum") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (7, b'a') => match () {
+            () if is(b"analyze") => Kw::Harmless,
+            () if is(b"analyse") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (7, b'c') => match () {
+            () if is(b"comment") => Kw::Harmless,
+            () if is(b"cluster") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (7, b'd') if is(b"declare") => Kw::Declare,
+        (7, b'e') if is(b"explain") => Kw::Harmless,
+        (7, b'p') if is(b"pg_temp") => Kw::Temp,
+        (7, b'r') => match () {
+            () if is(b"release") => Kw::Harmless,
+            () if is(b"refresh") => Kw::Harmless,
+            () if is(b"reindex") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (8, b'p') if is(b"prepared") => Kw::Prepared,
+        (8, b'r') if is(b"rollback") => Kw::Rollback,
+        (8, b's') if is(b"security") => Kw::Harmless,
+        (8, b't') if is(b"truncate") => Kw::Harmless,
+        (8, b'u') if is(b"unlisten") => Kw::Unlisten,
+        (9, b's') if is(b"savepoint") => Kw::Harmless,
+        (9, b't') if is(b"temporary") => Kw::Temp,
+        (10, b'c') if is(b"checkpoint") => Kw::Harmless,
+        (10, b's') if is(b"set_config") => Kw::SessionFunction,
+        (11, b'c') if is(b"constraints") => Kw::Constraints,
+        (11, b't') if is(b"transaction") => Kw::Transaction,
+        (14, b'd') if is(b"dblink_connect") => Kw::SessionFunction,
+        (16, b'd') if is(b"dblink_connect_u") => Kw::SessionFunction,
+        (16, b'p') if is(b"pg_advisory_lock") => Kw::SessionFunction,
+        (20, b'p') if is(b"pg_try_advisory_lock") => Kw::SessionFunction,
+        (23, b'p') if is(b"pg_advisory_lock_shared") => Kw::SessionFunction,
+        (27, b'p') if is(b"pg_try_advisory_lock_shared") => Kw::SessionFunction,
         _ => Kw::Other,
     }
 }
@@ -390,113 +466,4 @@ fn one(sql: &str) -> Effect {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn s(sql: &str) -> SessionEffect {
-        effect(sql).session
-    }
-
-    fn t(sql: &str) -> TxEffect {
-        effect(sql).tx
-    }
-
-    #[test]
-    fn harmless_statements() {
-        for sql in [
-            "SELECT 1",
-            "sElEcT 1",
-            "  select * from t where name = 'SET x'",
-            "INSERT INTO t VALUES (1)",
-            "UPDATE t SET a = 1",
-            "WITH x AS (SELECT 1) SELECT * FROM x",
-            "SELECT pg_advisory_xact_lock(1)",
-            "SET LOCAL statement_timeout = 5",
-            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-            "-- SET x = 1\nSELECT 1",
-            "/* DISCARD ALL */ SELECT 1",
-            "SELECT $1::int",
-            "CREATE TABLE t (temperature int)",
-            "SELECT temp FROM t",
-            "DECLARE c CURSOR FOR SELECT 1",
-            "SELECT a_column_name_longer_than_any_keyword_at_all FROM t",
-            "",
-        ] {
-            assert_eq!(s(sql), SessionEffect::None, "{sql}");
-        }
-    }
-
-    #[test]
-    fn session_state() {
-        for sql in [
-            "SET search_path = x",
-            "Set Search_Path = x",
-            "set application_name to 'a'",
-            "SELECT PG_ADVISORY_LOCK(1)",
-            "SET SESSION AUTHORIZATION pw_user",
-            "SET ROLE x",
-            "RESET ALL",
-            "CREATE TEMP TABLE t (a int)",
-            "CREATE TEMPORARY TABLE t (a int)",
-            "CREATE TABLE pg_temp.t (a int)",
-            "SELECT 1 INTO TEMP t",
-            "SELECT pg_advisory_lock(1)",
-            "SELECT pg_try_advisory_lock(1, 2)",
-            "SELECT PG_TRY_ADVISORY_LOCK_SHARED(1)",
-            "SELECT set_config('my.x', '1', false)",
-            "LISTEN chan",
-            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
-        ] {
-            assert_eq!(s(sql), SessionEffect::State, "{sql}");
-        }
-    }
-
-    #[test]
-    fn deep_or_unknown() {
-        for sql in [
-            "PREPARE p AS SELECT 1",
-            "DEALLOCATE ALL",
-            "EXECUTE p",
-            "DISCARD ALL",
-            "DO $$ BEGIN PERFORM set_config('a.b', '1', false); END $$",
-            "CALL proc()",
-            "LOAD 'x'",
-            "FROBNICATE",
-        ] {
-            assert_eq!(s(sql), SessionEffect::Deep, "{sql}");
-        }
-    }
-
-    #[test]
-    fn transactions() {
-        assert_eq!(t("BEGIN"), TxEffect::Begin);
-        assert_eq!(t("begin isolation level serializable"), TxEffect::Begin);
-        assert_eq!(t("START TRANSACTION"), TxEffect::Begin);
-        assert_eq!(t("COMMIT"), TxEffect::End);
-        assert_eq!(t("END"), TxEffect::End);
-        assert_eq!(t("ROLLBACK"), TxEffect::End);
-        assert_eq!(t("ABORT"), TxEffect::End);
-        assert_eq!(t("ROLLBACK TO SAVEPOINT a"), TxEffect::None);
-        assert_eq!(t("COMMIT PREPARED 'x'"), TxEffect::None);
-        assert_eq!(t("COMMIT AND CHAIN"), TxEffect::Begin);
-        assert_eq!(t("COMMIT AND NO CHAIN"), TxEffect::End);
-        assert_eq!(t("SELECT 1"), TxEffect::None);
-        assert_eq!(
-            t("BEGIN; INSERT INTO t VALUES (1); COMMIT"),
-            TxEffect::Batch { ends_open: false }
-        );
-        assert_eq!(t("COMMIT; BEGIN"), TxEffect::Batch { ends_open: true });
-        assert_eq!(t("SELECT 1; SELECT 2"), TxEffect::None);
-    }
-
-    #[test]
-    fn batches_take_the_deepest_effect() {
-        assert_eq!(s("SELECT 1; SET x = 1"), SessionEffect::State);
-        assert_eq!(s("SELECT ';'; SELECT 2"), SessionEffect::None);
-        assert_eq!(s("SELECT 'a;SET x=1'"), SessionEffect::None);
-        assert_eq!(s("SELECT 1; PREPARE p AS SELECT 1"), SessionEffect::Deep);
-        assert_eq!(t("SELECT 1;"), TxEffect::None);
-        assert!(may_change_session("LISTEN a"));
-        assert!(!may_change_session("SELECT 1"));
-    }
-}
+mod tests;

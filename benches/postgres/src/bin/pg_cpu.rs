@@ -5,6 +5,9 @@
 //! twice with different `--queries` and divide the difference in
 //! instructions by the difference in queries (the setup cancels out).
 //!
+//! `--effect N` instead runs only the manager's reading of the SQL text
+//! (`poolwarden_postgres::effect("SELECT 1")`) N times, without a server.
+//!
 //! ```text
 //! cargo build -p poolwarden-bench-pg --release --bin pg_cpu
 //! valgrind --tool=callgrind target/release/pg_cpu --contender poolwarden --queries 4000 \
@@ -27,6 +30,18 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn main() {
+    // `--effect N`: only the manager's reading of `SELECT 1`'s text
+    // (`poolwarden_postgres::effect`), N times, no server.
+    if let Some(n) = arg("--effect") {
+        let n: usize = n.parse().expect("--effect N");
+        let mut deep = 0;
+        for _ in 0..n {
+            let e = poolwarden_postgres::effect(std::hint::black_box("SELECT 1"));
+            deep += usize::from(e.session != poolwarden_postgres::SessionEffect::None);
+        }
+        println!("{n} effects, {deep} changing the session");
+        return;
+    }
     let kind = match arg("--contender").as_deref().unwrap_or("poolwarden") {
         "poolwarden" => Kind::Poolwarden,
         "deadpool-fast" => Kind::DeadpoolFast,
