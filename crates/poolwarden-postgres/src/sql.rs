@@ -61,78 +61,97 @@ impl Effect {
 
 /// The effects of `sql`, which may hold several `;`-separated statements.
 ///
-/// Runs on every command: one pass over the text, no allocation; a single
-/// statement without quotes or comments (the usual case) skips the split.
+/// Runs on every command: one pass over the text, no allocation; bytes
+/// that can start neither a word nor a quote, a comment or a statement's
+/// end are skipped in a tight loop, and each word is looked up once.
 pub fn effect(sql: &str) -> Effect {
-    if !sql.bytes().any(|b| CLASS[usize::from(b)] & SPECIAL != 0) {
-        return one(sql);
-    }
-    let mut pieces = Split { sql, at: 0 }.filter(|s| !s.trim().is_empty());
-    let Some(first) = pieces.next() else {
-        return Effect::default();
-    };
-    let mut total = one(first);
-    let mut last_tx = total.tx;
-    let mut several = false;
-    for piece in pieces {
-        several = true;
-        let e = one(piece);
-        total.session = total.session.max(e.session);
-        if e.tx != TxEffect::None {
-            last_tx = e.tx;
+    let bytes = sql.as_bytes();
+    let mut batch = Batch::default();
+    let mut statement = Statement::default();
+    let (mut start, mut i) = (0, 0);
+    loop {
+        i += bytes[i..]
+            .iter()
+            .position(|b| CLASS[usize::from(*b)] & (WORD_START | SPECIAL) != 0)
+            .unwrap_or(bytes.len() - i);
+        let Some(&b) = bytes.get(i) else {
+            batch.add(&sql[start..], statement);
+            return batch.effect();
+        };
+        if CLASS[usize::from(b)] & WORD_START != 0 {
+            let end = bytes[i..]
+                .iter()
+                .position(|b| CLASS[usize::from(*b)] & WORD == 0)
+                .map_or(bytes.len(), |n| i + n);
+            statement.word(kw(&bytes[i..end]));
+            i = end;
+            continue;
         }
-    }
-    if several && last_tx != TxEffect::None {
-        total.tx = TxEffect::Batch {
-            ends_open: last_tx == TxEffect::Begin,
+        i = match b {
+            b';' => {
+                batch.add(&sql[start..i], std::mem::take(&mut statement));
+                start = i + 1;
+                i + 1
+            }
+            b'\'' | b'"' => skip_quoted(bytes, i),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => bytes[i..]
+                .iter()
+                .position(|c| *c == b'\n')
+                .map_or(bytes.len(), |n| i + n),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => skip_block_comment(bytes, i),
+            b'$' => skip_dollar_quoted(sql, i).max(i + 1),
+            _ => i + 1,
         };
     }
-    total
+}
+
+/// The statements of a batch so far.
+#[derive(Default)]
+struct Batch {
+    /// The first statement's effect, then the deepest session effect.
+    total: Option<Effect>,
+    /// The last transaction effect other than none.
+    last_tx: TxEffect,
+    several: bool,
+}
+
+impl Batch {
+    /// The statement `text` (blank ones do not count) with its words.
+    fn add(&mut self, text: &str, statement: Statement) {
+        if text.trim().is_empty() {
+            return;
+        }
+        let e = statement.effect();
+        match &mut self.total {
+            None => {
+                self.total = Some(e);
+                self.last_tx = e.tx;
+            }
+            Some(total) => {
+                self.several = true;
+                total.session = total.session.max(e.session);
+                if e.tx != TxEffect::None {
+                    self.last_tx = e.tx;
+                }
+            }
+        }
+    }
+
+    fn effect(self) -> Effect {
+        let mut total = self.total.unwrap_or_default();
+        if self.several && self.last_tx != TxEffect::None {
+            total.tx = TxEffect::Batch {
+                ends_open: self.last_tx == TxEffect::Begin,
+            };
+        }
+        total
+    }
 }
 
 /// Whether `sql` may change session state (any [`SessionEffect`] above
 /// `None`).
 pub fn may_change_session(sql: &str) -> bool {
     effect(sql).session != SessionEffect::None
-}
-
-/// The statements of a batch: splits at `;` outside quotes and comments.
-struct Split<'a> {
-    sql: &'a str,
-    /// Where the next statement starts; past the end when done.
-    at: usize,
-}
-
-impl<'a> Iterator for Split<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let (sql, bytes) = (self.sql, self.sql.as_bytes());
-        if self.at > bytes.len() {
-            return None;
-        }
-        let start = self.at;
-        let mut i = start;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\'' | b'"' => i = skip_quoted(bytes, i),
-                b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                    while i < bytes.len() && bytes[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
-                b'$' => i = skip_dollar_quoted(sql, i),
-                b';' => {
-                    self.at = i + 1;
-                    return Some(&sql[start..i]);
-                }
-                _ => i += 1,
-            }
-        }
-        self.at = bytes.len() + 1;
-        Some(&sql[start..])
-    }
 }
 
 fn skip_quoted(bytes: &[u8], at: usize) -> usize {
@@ -181,51 +200,6 @@ fn skip_dollar_quoted(sql: &str, at: usize) -> usize {
     }
 }
 
-/// The words of one statement (as written), comments and quoted text left
-/// out.
-struct Words<'a> {
-    sql: &'a str,
-    at: usize,
-}
-
-impl<'a> Iterator for Words<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let bytes = self.sql.as_bytes();
-        let class = |i: usize| bytes.get(i).map_or(0, |b| CLASS[usize::from(*b)]);
-        let mut i = self.at;
-        while i < bytes.len() {
-            let c = class(i);
-            if c & WORD_START != 0 {
-                let start = i;
-                i += 1;
-                while class(i) & WORD != 0 {
-                    i += 1;
-                }
-                self.at = i;
-                return bytes.get(start..i);
-            }
-            if c & SPECIAL == 0 {
-                i += 1;
-                continue;
-            }
-            i = match bytes[i] {
-                b'\'' | b'"' => skip_quoted(bytes, i),
-                b'-' if bytes.get(i + 1) == Some(&b'-') => bytes[i..]
-                    .iter()
-                    .position(|c| *c == b'\n')
-                    .map_or(bytes.len(), |n| i + n),
-                b'/' if bytes.get(i + 1) == Some(&b'*') => skip_block_comment(bytes, i),
-                b'$' => skip_dollar_quoted(self.sql, i).max(i + 1),
-                _ => i + 1,
-            };
-        }
-        self.at = bytes.len();
-        None
-    }
-}
-
 /// [`CLASS`] bits: a word starts with this byte (a letter, `_`).
 const WORD_START: u8 = 1;
 /// A word goes on with this byte (a letter, a digit, `_`).
@@ -233,7 +207,7 @@ const WORD: u8 = 2;
 /// Quotes, comments, dollar quoting or a statement's end may start here.
 const SPECIAL: u8 = 4;
 
-/// What each byte may be to the scanners above, looked up once per byte.
+/// What each byte may be to [`effect`], looked up once per byte.
 const CLASS: [u8; 256] = {
     let mut class = [0u8; 256];
     let mut b = 0;
@@ -392,9 +366,12 @@ fn kw(word: &[u8]) -> Kw {
     }
 }
 
-/// Which words occur anywhere in a statement.
+/// One statement's words as the rules need them: the first two, and which
+/// of the others occur anywhere in it.
 #[derive(Default)]
-struct Mentions {
+struct Statement {
+    first: Option<Kw>,
+    second: Option<Kw>,
     temp: bool,
     into: bool,
     hold: bool,
@@ -403,8 +380,13 @@ struct Mentions {
     session_function: bool,
 }
 
-impl Mentions {
-    fn note(&mut self, k: Kw) {
+impl Statement {
+    fn word(&mut self, k: Kw) {
+        if self.first.is_none() {
+            self.first = Some(k);
+        } else if self.second.is_none() {
+            self.second = Some(k);
+        }
         match k {
             Kw::Temp => self.temp = true,
             Kw::Into => self.into = true,
@@ -415,54 +397,48 @@ impl Mentions {
             _ => {}
         }
     }
-}
 
-fn one(sql: &str) -> Effect {
-    let mut words = Words { sql, at: 0 }.map(kw);
-    let Some(first) = words.next() else {
-        return Effect::default();
-    };
-    let second = words.next();
-    let mut m = Mentions::default();
-    m.note(first);
-    second.inspect(|k| m.note(*k));
-    words.for_each(|k| m.note(k));
-    let tx = match first {
-        Kw::Begin | Kw::Start => TxEffect::Begin,
-        Kw::Commit | Kw::End | Kw::Rollback | Kw::Abort => match second {
-            Some(Kw::To | Kw::Prepared) => TxEffect::None,
-            _ if m.chain && !m.no => TxEffect::Begin,
-            _ => TxEffect::End,
-        },
-        _ => TxEffect::None,
-    };
-    let session = match first {
-        Kw::Begin | Kw::Start | Kw::Commit | Kw::End | Kw::Rollback | Kw::Abort => {
-            SessionEffect::None
-        }
-        // Transaction-scoped settings end with the transaction.
-        Kw::Set => match second {
-            Some(Kw::Local | Kw::Transaction | Kw::Constraints) => SessionEffect::None,
-            _ => SessionEffect::State,
-        },
-        Kw::Reset | Kw::Listen | Kw::Unlisten => SessionEffect::State,
-        Kw::Declare if m.hold => SessionEffect::State,
-        Kw::Declare => SessionEffect::None,
-        Kw::Create if m.temp => SessionEffect::State,
-        Kw::Create => SessionEffect::None,
-        // `SELECT ... INTO TEMP t`.
-        Kw::Select | Kw::With if m.temp && m.into => SessionEffect::State,
-        Kw::Select | Kw::With | Kw::Harmless => SessionEffect::None,
-        // prepare, deallocate, execute, discard, do, call, load, unknown
-        // statements, ...
-        _ => SessionEffect::Deep,
-    };
-    let session = if m.session_function {
-        session.max(SessionEffect::State)
-    } else {
-        session
-    };
-    Effect { session, tx }
+    fn effect(&self) -> Effect {
+        let Some(first) = self.first else {
+            return Effect::default();
+        };
+        let tx = match first {
+            Kw::Begin | Kw::Start => TxEffect::Begin,
+            Kw::Commit | Kw::End | Kw::Rollback | Kw::Abort => match self.second {
+                Some(Kw::To | Kw::Prepared) => TxEffect::None,
+                _ if self.chain && !self.no => TxEffect::Begin,
+                _ => TxEffect::End,
+            },
+            _ => TxEffect::None,
+        };
+        let session = match first {
+            Kw::Begin | Kw::Start | Kw::Commit | Kw::End | Kw::Rollback | Kw::Abort => {
+                SessionEffect::None
+            }
+            // Transaction-scoped settings end with the transaction.
+            Kw::Set => match self.second {
+                Some(Kw::Local | Kw::Transaction | Kw::Constraints) => SessionEffect::None,
+                _ => SessionEffect::State,
+            },
+            Kw::Reset | Kw::Listen | Kw::Unlisten => SessionEffect::State,
+            Kw::Declare if self.hold => SessionEffect::State,
+            Kw::Declare => SessionEffect::None,
+            Kw::Create if self.temp => SessionEffect::State,
+            Kw::Create => SessionEffect::None,
+            // `SELECT ... INTO TEMP t`.
+            Kw::Select | Kw::With if self.temp && self.into => SessionEffect::State,
+            Kw::Select | Kw::With | Kw::Harmless => SessionEffect::None,
+            // prepare, deallocate, execute, discard, do, call, load, unknown
+            // statements, ...
+            _ => SessionEffect::Deep,
+        };
+        let session = if self.session_function {
+            session.max(SessionEffect::State)
+        } else {
+            session
+        };
+        Effect { session, tx }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! instructions by the difference in queries (the setup cancels out).
 //!
 //! `--effect N` instead runs only the manager's reading of the SQL text
-//! (`poolwarden_postgres::effect("SELECT 1")`) N times, without a server.
+//! (`poolwarden_postgres::effect`, of `SELECT 1` or of `--sql TEXT`) N
+//! times, without a server.
 //!
 //! ```text
 //! cargo build -p poolwarden-bench-pg --release --bin pg_cpu
@@ -30,13 +31,15 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn main() {
-    // `--effect N`: only the manager's reading of `SELECT 1`'s text
-    // (`poolwarden_postgres::effect`), N times, no server.
+    // `--effect N [--sql TEXT]`: only the manager's reading of the text
+    // (`poolwarden_postgres::effect`, of `SELECT 1` unless `--sql`), N
+    // times, no server.
     if let Some(n) = arg("--effect") {
         let n: usize = n.parse().expect("--effect N");
+        let sql = arg("--sql").unwrap_or_else(|| "SELECT 1".to_owned());
         let mut deep = 0;
         for _ in 0..n {
-            let e = poolwarden_postgres::effect(std::hint::black_box("SELECT 1"));
+            let e = poolwarden_postgres::effect(std::hint::black_box(sql.as_str()));
             deep += usize::from(e.session != poolwarden_postgres::SessionEffect::None);
         }
         println!("{n} effects, {deep} changing the session");
