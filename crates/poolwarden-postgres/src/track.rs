@@ -50,7 +50,10 @@ impl Tracker {
     /// must be [finished](Op::finish) when its reply is complete; dropping
     /// it unfinished records an interrupted command.
     pub(crate) fn start(&self, effect: Effect) -> Op<'_> {
-        self.session.fetch_max(level(effect.session), Relaxed);
+        // No atomic write for a statement that changes nothing (most).
+        if effect.session != SessionEffect::None {
+            self.session.fetch_max(level(effect.session), Relaxed);
+        }
         Op {
             tracker: self,
             tx: effect.tx,
