@@ -54,10 +54,18 @@ fn main() {
     let queries: usize = arg("--queries").map_or(2000, |q| q.parse().expect("--queries N"));
     let tasks: usize = arg("--tasks").map_or(64, |t| t.parse().expect("--tasks N"));
     let url = arg("--url").unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    // `--threads N`: a multi-threaded runtime with N workers instead (the
+    // cross-thread wake-ups counted too; less repeatable).
+    let rt = match arg("--threads") {
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.parse().expect("--threads N"))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .expect("a tokio runtime");
     rt.block_on(async move {
         let c = Arc::new(build(kind, &url, POOL).await);
         // Open every connection.
