@@ -184,8 +184,10 @@ impl DoctorArgs {
     /// The Postgres manager's `command_timeout`: the flag, or the
     /// manager's default.
     pub(crate) fn command_timeout(&self) -> Option<std::time::Duration> {
-        self.command_timeout
-            .map_or(Some(poolwarden_postgres::DEFAULT_COMMAND_TIMEOUT), |l| l.0)
+        self.command_timeout.map_or_else(
+            || crate::checks::postgres_manager_defaults().configured_command_timeout(),
+            |l| l.0,
+        )
     }
 
     /// Where the pool settings came from, for the report.

@@ -13,7 +13,6 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
-use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{self, CancelTarget};
 use crate::connect::Open;
@@ -23,10 +22,17 @@ use crate::sql::{self, Effect};
 use crate::task::Task;
 use crate::track::{Seen, Tracker};
 use crate::verdict::Verdict;
+use crate::watchdog::{Ended, Watch};
 
 /// How many statements [`PgConn::prepare_cached`] keeps per connection;
 /// when full it starts over.
 pub const STATEMENT_CACHE_SIZE: usize = 256;
+
+/// The fraction of the server's `idle_in_transaction_session_timeout` after
+/// which a borrower idle inside a transaction is warned in the log (at its
+/// next command): 3/4. The server closes the session at the whole of it
+/// (F6).
+pub const IDLE_IN_TRANSACTION_WARN_FRACTION: f64 = 0.75;
 
 /// A pooled PostgreSQL connection: a [`tokio_postgres::Client`] plus what
 /// the manager knows about it.
@@ -67,12 +73,21 @@ pub const STATEMENT_CACHE_SIZE: usize = 256;
 ///
 /// [`may_change_session`]: crate::may_change_session
 pub struct PgConn {
+    /// Boxed: the pool moves a connection several times per checkout (the
+    /// waiter queue, the guard, the idle set), and moving a pointer costs
+    /// less than moving the ~600 bytes below (`BENCHMARKS.md`, PostgreSQL
+    /// instruction counts).
+    pub(crate) c: Box<Conn>,
+}
+
+/// What a [`PgConn`] holds.
+pub(crate) struct Conn {
     client: Client,
     pub(crate) tracker: Tracker,
     pub(crate) facts: PgServerFacts,
     task: Task,
     token: CancelToken,
-    target: CancelTarget,
+    pub(crate) target: CancelTarget,
     pub(crate) cancel_timeout: Duration,
     command_timeout: Option<Duration>,
     deadline: Option<Instant>,
@@ -81,8 +96,9 @@ pub struct PgConn {
     last_done: Mutex<Option<std::time::Instant>>,
     /// Asked after a deadline: is the server alive (`verdict.rs`)?
     verdict: Arc<Verdict>,
-    /// Cancelled when the pool's `close()` reaches `close_timeout`.
-    cut: CancellationToken,
+    /// Bounds each command by its deadline, and cuts it when the pool's
+    /// `close()` reaches `close_timeout` (`watchdog.rs`).
+    watch: Arc<Watch>,
 }
 
 /// A statement prepared through [`PgConn::prepare`] or
@@ -199,7 +215,7 @@ impl PgConn {
         how: &Open,
     ) -> Self {
         let token = client.cancel_token();
-        PgConn {
+        let c = Conn {
             client,
             tracker: Tracker::default(),
             facts,
@@ -212,8 +228,9 @@ impl PgConn {
             statements: Mutex::new(HashMap::new()),
             last_done: Mutex::new(None),
             verdict: Arc::clone(&how.verdict),
-            cut: how.cut.child_token(),
-        }
+            watch: how.watchdog.watch(),
+        };
+        PgConn { c: Box::new(c) }
     }
 
     /// [`Client::query`], tracked and bounded.
@@ -229,7 +246,7 @@ impl PgConn {
         query: &Q,
         params: Params<'_>,
     ) -> Result<Vec<Row>, Error> {
-        with_target!(query, s => self.run(query.effect(), self.client.query(s, params)).await)
+        with_target!(query, s => self.run(query.effect(), self.c.client.query(s, params)).await)
     }
 
     /// [`Client::query_one`], tracked and bounded (see [`query`](Self::query)).
@@ -245,7 +262,7 @@ impl PgConn {
         query: &Q,
         params: Params<'_>,
     ) -> Result<Row, Error> {
-        with_target!(query, s => self.run(query.effect(), self.client.query_one(s, params)).await)
+        with_target!(query, s => self.run(query.effect(), self.c.client.query_one(s, params)).await)
     }
 
     /// [`Client::query_opt`], tracked and bounded (see [`query`](Self::query)).
@@ -261,7 +278,7 @@ impl PgConn {
         query: &Q,
         params: Params<'_>,
     ) -> Result<Option<Row>, Error> {
-        with_target!(query, s => self.run(query.effect(), self.client.query_opt(s, params)).await)
+        with_target!(query, s => self.run(query.effect(), self.c.client.query_opt(s, params)).await)
     }
 
     /// [`Client::execute`], tracked and bounded (see [`query`](Self::query)).
@@ -276,7 +293,7 @@ impl PgConn {
         query: &Q,
         params: Params<'_>,
     ) -> Result<u64, Error> {
-        with_target!(query, s => self.run(query.effect(), self.client.execute(s, params)).await)
+        with_target!(query, s => self.run(query.effect(), self.c.client.execute(s, params)).await)
     }
 
     /// [`Client::batch_execute`] (the simple query protocol, several
@@ -288,7 +305,7 @@ impl PgConn {
     /// # Cancel safety
     /// As [`query`](Self::query).
     pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
-        self.run(sql::effect(sql), self.client.batch_execute(sql))
+        self.run(sql::effect(sql), self.c.client.batch_execute(sql))
             .await
     }
 
@@ -300,7 +317,7 @@ impl PgConn {
     /// # Cancel safety
     /// As [`query`](Self::query).
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
-        self.run(sql::effect(sql), self.client.simple_query(sql))
+        self.run(sql::effect(sql), self.c.client.simple_query(sql))
             .await
     }
 
@@ -325,7 +342,7 @@ impl PgConn {
     /// As [`query`](Self::query).
     pub async fn prepare_typed(&self, sql: &str, types: &[Type]) -> Result<PgStatement, Error> {
         let inner = self
-            .run(Effect::default(), self.client.prepare_typed(sql, types))
+            .run(Effect::default(), self.c.client.prepare_typed(sql, types))
             .await?;
         Ok(PgStatement {
             inner,
@@ -343,11 +360,11 @@ impl PgConn {
     /// # Cancel safety
     /// As [`query`](Self::query); nothing is cached then.
     pub async fn prepare_cached(&self, sql: &str) -> Result<PgStatement, Error> {
-        if let Some(stmt) = self.statements.lock().get(sql) {
+        if let Some(stmt) = self.c.statements.lock().get(sql) {
             return Ok(stmt.clone());
         }
         let stmt = self.prepare(sql).await?;
-        let mut cache = self.statements.lock();
+        let mut cache = self.c.statements.lock();
         if cache.len() >= STATEMENT_CACHE_SIZE {
             cache.clear();
         }
@@ -357,7 +374,7 @@ impl PgConn {
 
     /// How many statements [`prepare_cached`](Self::prepare_cached) holds.
     pub fn cached_statements(&self) -> usize {
-        self.statements.lock().len()
+        self.c.statements.lock().len()
     }
 
     /// The driver's client, for APIs this type does not wrap (`copy_in`,
@@ -365,8 +382,8 @@ impl PgConn {
     /// gets the full reset on return, and commands run here are not bounded
     /// by the deadline.
     pub fn client(&self) -> &Client {
-        self.tracker.raw();
-        &self.client
+        self.c.tracker.raw();
+        &self.c.client
     }
 
     /// A driver transaction ([`Client::transaction`]); like
@@ -381,8 +398,8 @@ impl PgConn {
     /// # Cancel safety
     /// Dropping it leaves the transaction to the pool's reset.
     pub async fn transaction(&mut self) -> Result<tokio_postgres::Transaction<'_>, Error> {
-        self.tracker.raw();
-        Ok(self.client.transaction().await?)
+        self.c.tracker.raw();
+        Ok(self.c.client.transaction().await?)
     }
 
     /// Bound every later command on this connection by `deadline` (`None`:
@@ -392,65 +409,68 @@ impl PgConn {
     /// ([`Pool::get_until`](poolwarden::Pool::get_until); `None` for
     /// `get`) and clears it at return.
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
+        self.c.deadline = deadline;
     }
 
     /// The deadline set by [`set_deadline`](Self::set_deadline).
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.c.deadline
     }
 
     /// What the server said when the connection opened.
     pub fn server_facts(&self) -> &PgServerFacts {
-        &self.facts
+        &self.c.facts
     }
 
     /// Whether the connection is gone (the server closed it, or an I/O
     /// error ended its task). Costs no round trip: the connection task
     /// reads the socket all the time.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed() || self.task.has_ended()
+        self.c.client.is_closed() || self.c.task.has_ended()
     }
 
     /// Whether a borrower may have left session state or a transaction
     /// behind since the last reset.
     pub fn is_dirty(&self) -> bool {
-        let seen = self.tracker.seen();
+        let seen = self.c.tracker.seen();
         seen.session != sql::SessionEffect::None || seen.tx_open
     }
 
     /// A token to cancel this connection's running command from elsewhere.
     pub fn cancel_token(&self) -> CancelToken {
-        self.token.clone()
+        self.c.token.clone()
     }
 
     pub(crate) fn seen(&self) -> Seen {
-        self.tracker.seen()
+        self.c.tracker.seen()
     }
 
     /// The client, for the manager's own commands (not tracked).
     pub(crate) fn inner(&self) -> &Client {
-        &self.client
+        &self.c.client
     }
 
     /// The prepared statements are gone on the server (`DISCARD ALL`).
     pub(crate) fn forget_statements(&self) {
-        self.statements.lock().clear();
-        self.client.clear_type_cache();
+        self.c.statements.lock().clear();
+        self.c.client.clear_type_cache();
     }
 
     /// If a command was interrupted, cancel it on the server (bounded, best
-    /// effort). Commands sent afterwards queue behind it in any case.
-    pub(crate) async fn cancel_interrupted(&self) {
-        if self.tracker.take_interrupted() && !self.cancel_timeout.is_zero() {
-            cancel::cancel(&self.token, &self.target, self.cancel_timeout).await;
+    /// effort); whether a cancel request was sent. Commands sent afterwards
+    /// queue behind the interrupted one in any case.
+    pub(crate) async fn cancel_interrupted(&self) -> bool {
+        if self.c.tracker.take_interrupted() && !self.c.cancel_timeout.is_zero() {
+            cancel::cancel(&self.c.token, &self.c.target, self.c.cancel_timeout).await;
+            return true;
         }
+        false
     }
 
-    /// The earliest of the deadline and now + `command_timeout`.
-    fn limit(&self) -> Option<Instant> {
-        let timeout = self.command_timeout.map(|t| Instant::now() + t);
-        match (self.deadline, timeout) {
+    /// The earliest of the deadline and `now` + `command_timeout`.
+    fn limit(&self, now: Instant) -> Option<Instant> {
+        let timeout = self.c.command_timeout.map(|t| now + t);
+        match (self.c.deadline, timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -461,38 +481,37 @@ impl PgConn {
         effect: Effect,
         command: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, Error> {
-        if self.cut.is_cancelled() {
+        if self.c.watch.is_cut() {
             return Err(Error::PoolClosed { sent: false });
         }
-        self.cancel_interrupted().await;
+        if self.c.tracker.seen_interrupted() {
+            self.cancel_interrupted().await;
+        }
         self.warn_if_idle_in_transaction();
-        let op = self.tracker.start(effect);
+        let op = self.c.tracker.start(effect);
         let started = Instant::now();
-        let limit = self.limit();
-        let deadline = async {
-            match limit {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         // NOTE: on the deadline or a cut, `op` is dropped unfinished: an
         // interrupted command, cancelled on the server before anything else
         // runs on the connection (or when it is dropped).
         let result = tokio::select! {
             biased;
             result = command => result,
-            () = deadline => {
-                // Slow statement or silent server? Asked off this path.
-                self.verdict.command_timed_out(&self.target);
-                return Err(Error::Deadline {
-                    waited: started.elapsed(),
+            ended = self.c.watch.limit(self.limit(started)) => {
+                return Err(match ended {
+                    Ended::Deadline => {
+                        // Slow statement or silent server? Asked off this path.
+                        self.c.verdict.command_timed_out(&self.c.target);
+                        Error::Deadline {
+                            waited: started.elapsed(),
+                        }
+                    }
+                    Ended::Cut => Error::PoolClosed { sent: true },
                 });
             }
-            () = self.cut.cancelled() => return Err(Error::PoolClosed { sent: true }),
         };
         op.finish(result.is_ok());
-        if self.facts.idle_in_transaction_session_timeout.is_some() {
-            *self.last_done.lock() = Some(std::time::Instant::now());
+        if self.c.facts.idle_in_transaction_session_timeout.is_some() {
+            *self.c.last_done.lock() = Some(std::time::Instant::now());
         }
         Ok(result?)
     }
@@ -500,14 +519,15 @@ impl PgConn {
     /// A borrower idle inside a transaction for most of
     /// `idle_in_transaction_session_timeout` is about to lose the session.
     fn warn_if_idle_in_transaction(&self) {
-        let Some(limit) = self.facts.idle_in_transaction_session_timeout else {
+        let Some(limit) = self.c.facts.idle_in_transaction_session_timeout else {
             return;
         };
-        if !self.tracker.seen().tx_open {
+        if !self.c.tracker.seen().tx_open {
             return;
         }
-        let idle = self.last_done.lock().map(|t| t.elapsed());
-        if let Some(idle) = idle.filter(|idle| *idle >= limit * 3 / 4) {
+        let idle = self.c.last_done.lock().map(|t| t.elapsed());
+        let warn_after = limit.mul_f64(IDLE_IN_TRANSACTION_WARN_FRACTION);
+        if let Some(idle) = idle.filter(|idle| *idle >= warn_after) {
             tracing::warn!(
                 ?idle,
                 ?limit,
@@ -521,16 +541,24 @@ impl PgConn {
 /// A connection dropped right after an interrupted command (the pool
 /// discards a connection whose command hit its deadline): cancel the command
 /// on the server in the background, bounded, so the server does not run it
-/// to its end for nobody.
+/// to its end for nobody; while the server may be frozen, once it answers
+/// again (`verdict.rs`).
 impl Drop for PgConn {
     fn drop(&mut self) {
-        if !self.tracker.take_interrupted() || self.cancel_timeout.is_zero() || self.is_closed() {
+        if !self.c.tracker.take_interrupted() || self.c.cancel_timeout.is_zero() || self.is_closed()
+        {
             return;
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (token, target, timeout) =
-                (self.token.clone(), self.target.clone(), self.cancel_timeout);
-            rt.spawn(async move { cancel::cancel(&token, &target, timeout).await });
+            let (token, target, timeout) = (
+                self.c.token.clone(),
+                self.c.target.clone(),
+                self.c.cancel_timeout,
+            );
+            // Held back while the server may be frozen (`verdict.rs`).
+            self.c.verdict.cancel_soon(move || {
+                drop(rt.spawn(async move { cancel::cancel(&token, &target, timeout).await }));
+            });
         }
     }
 }
@@ -539,9 +567,9 @@ impl fmt::Debug for PgConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgConn")
             .field("closed", &self.is_closed())
-            .field("seen", &self.tracker.seen())
-            .field("facts", &self.facts)
-            .field("deadline", &self.deadline)
+            .field("seen", &self.c.tracker.seen())
+            .field("facts", &self.c.facts)
+            .field("deadline", &self.c.deadline)
             .finish_non_exhaustive()
     }
 }

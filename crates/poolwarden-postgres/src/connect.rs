@@ -73,12 +73,14 @@ pub(crate) struct Open {
     pub(crate) tls: Tls,
     /// Shared by the manager's connections (`verdict.rs`).
     pub(crate) verdict: std::sync::Arc<crate::verdict::Verdict>,
-    /// Cancelled by `cut_in_flight` (`Pool::close` at `close_timeout`):
-    /// every connection's commands are cut (each holds a child).
-    pub(crate) cut: tokio_util::sync::CancellationToken,
+    /// The command deadlines of every connection, one timer for all; cut
+    /// by `cut_in_flight` (`Pool::close` at `close_timeout`): every
+    /// connection's commands are cut (`watchdog.rs`).
+    pub(crate) watchdog: std::sync::Arc<crate::watchdog::Watchdog>,
 }
 
-/// Open a connection, spawn its task, run init SQL, read the server facts.
+/// Open a connection, spawn its task, run init SQL and read the server
+/// facts (in one round trip).
 pub(crate) async fn open(config: &Config, how: &Open) -> Result<PgConn, Error> {
     let failed = |source| Error::Connect {
         target: describe(config),
@@ -95,8 +97,14 @@ pub(crate) async fn open(config: &Config, how: &Open) -> Result<PgConn, Error> {
             (client, Task::spawn(connection))
         }
     };
-    how.init.run(&client).await?;
-    let facts = facts::read(&client).await?;
+    // One round trip: the facts query is sent right behind the init SQL
+    // (the server runs them in order, so the facts are read after it).
+    let (init, facts) = tokio::join!(how.init.run(&client), facts::read(&client));
+    init?;
+    let facts = facts?;
+    // The server answers: cancel requests held back while it may have been
+    // frozen go now (`verdict.rs`).
+    how.verdict.answered();
     Ok(PgConn::new(
         client,
         task,

@@ -15,9 +15,12 @@ mod tls;
 mod track;
 mod transactional;
 mod verdict;
+mod watchdog;
 
 pub use classify::{classify_error, classify_postgres, classify_sqlstate, Classifier};
-pub use conn::{PgConn, PgStatement, Query, STATEMENT_CACHE_SIZE};
+pub use conn::{
+    PgConn, PgStatement, Query, IDLE_IN_TRANSACTION_WARN_FRACTION, STATEMENT_CACHE_SIZE,
+};
 pub use connect::{DEFAULT_APPLICATION_NAME, DEFAULT_TCP_KEEPALIVE};
 pub use error::Error;
 pub use facts::{PgServerFacts, FACTS_SQL};

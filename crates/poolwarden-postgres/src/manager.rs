@@ -64,7 +64,7 @@ impl PgManager {
                 command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
                 tls: crate::tls::Tls::None,
                 verdict: Verdict::new(DEFAULT_UNRESPONSIVE_AFTER),
-                cut: tokio_util::sync::CancellationToken::new(),
+                watchdog: crate::watchdog::Watchdog::new(),
             },
             policy: ResetPolicy::default(),
             classifier: None,
@@ -195,6 +195,20 @@ impl PgManager {
         self
     }
 
+    /// The configured [`command_timeout`](Self::command_timeout)
+    /// ([`DEFAULT_COMMAND_TIMEOUT`] unless set; `None`: off).
+    pub fn configured_command_timeout(&self) -> Option<Duration> {
+        self.open.command_timeout
+    }
+
+    /// Whether the manager tells the pool the server's
+    /// `idle_session_timeout` (see
+    /// [`discover_server_timeout`](Self::discover_server_timeout); `true`
+    /// unless set).
+    pub fn configured_discover_server_timeout(&self) -> bool {
+        self.report_server_timeout
+    }
+
     /// The config new connections are opened with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -248,10 +262,12 @@ impl Manager for PgManager {
     }
 
     /// A bare `Sync` message: the server answers `ReadyForQuery`, no
-    /// statement runs (so `pg_stat_statements` does not see it).
+    /// statement runs (so `pg_stat_statements` does not see it). After an
+    /// interrupted command, sent together with its cancel request (a late
+    /// cancel cannot hit a `Sync`), and done when both are.
     async fn validate(&self, conn: &mut PgConn) -> Result<(), Error> {
-        conn.cancel_interrupted().await;
-        Ok(conn.inner().check_connection().await?)
+        let (_, synced) = tokio::join!(conn.cancel_interrupted(), conn.inner().check_connection());
+        Ok(synced?)
     }
 
     /// Before a hand-out and after a reset: closed, or not clean by the
@@ -291,7 +307,7 @@ impl Manager for PgManager {
     /// called later, with [`Error::PoolClosed`]; each is cancelled on the
     /// server (bounded by `cancel_timeout`) when its connection is dropped.
     fn cut_in_flight(&self) {
-        self.open.cut.cancel();
+        self.open.watchdog.cut();
     }
 
     fn classify(&self, error: &Error) -> ErrorClass {
@@ -303,7 +319,7 @@ impl Manager for PgManager {
     }
 
     fn facts(&self, conn: &PgConn) -> ConnectionFacts {
-        let mut facts = conn.facts.to_connection_facts();
+        let mut facts = conn.c.facts.to_connection_facts();
         if !self.report_server_timeout {
             facts.server_idle_timeout = None;
         }
@@ -323,6 +339,14 @@ mod tests {
             .reset_policy(ResetPolicy::Rollback);
         assert_eq!(m.policy(), ResetPolicy::Rollback);
         assert_eq!(m.init_statements(), ["SET TIME ZONE 'UTC'"]);
+        assert_eq!(
+            m.configured_command_timeout(),
+            Some(DEFAULT_COMMAND_TIMEOUT)
+        );
+        assert!(m.configured_discover_server_timeout());
+        let m = m.command_timeout(None).discover_server_timeout(false);
+        assert_eq!(m.configured_command_timeout(), None);
+        assert!(!m.configured_discover_server_timeout());
         let text = format!("{m:?}");
         assert!(
             text.contains("db.example") && !text.contains("s3cret"),

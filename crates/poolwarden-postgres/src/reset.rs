@@ -1,6 +1,7 @@
 //! Undoing a borrower's session state (F13), and the init SQL that runs
 //! after connect and after every reset that resets settings.
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::conn::PgConn;
@@ -61,23 +62,48 @@ impl InitSql {
     }
 }
 
-/// Carry out `plan` on `conn`: cancel an interrupted command first, then
-/// the cheapest statement(s) that do the job. Every one of them queues
-/// behind whatever the server is still running for this connection, so
-/// when this returns the server has finished with it.
+/// Carry out `plan` on `conn`: the cheapest statement(s) that do the job,
+/// with the cancel request of an interrupted command. Every statement
+/// queues behind whatever the server is still running for this connection,
+/// so when this returns the server has finished with it.
+///
+/// An interrupted command's cancel request and the reset go out together:
+/// the reset waits in the server's socket behind the interrupted command
+/// and runs as soon as the cancel stopped it, instead of one more round
+/// trip after the cancel request's answer (the next borrower of a dropped
+/// `pg_sleep(1)` waits that much less). This returns only when both are
+/// done (the cancel request's socket closed: the server has signalled the
+/// backend), so a cancel that comes late cannot hit the next borrower's
+/// command: a backend idle between commands drops a cancel. It can hit the
+/// reset itself (the interrupted command had just finished on its own):
+/// then the reset, which is idempotent, runs once more.
 pub(crate) async fn run(
     conn: &PgConn,
     plan: Plan,
     init: &InitSql,
 ) -> Result<(), tokio_postgres::Error> {
-    conn.cancel_interrupted().await;
+    if !conn.c.tracker.seen_interrupted() {
+        return carry_out(conn, plan, init).await;
+    }
+    let (cancel_sent, done) = tokio::join!(conn.cancel_interrupted(), carry_out(conn, plan, init));
+    match done {
+        Err(e) if cancel_sent && e.code() == Some(&SqlState::QUERY_CANCELED) => {
+            tracing::debug!("a late cancel request hit the reset; running it again");
+            carry_out(conn, plan, init).await
+        }
+        done => done,
+    }
+}
+
+/// The statement(s) of `plan`.
+async fn carry_out(conn: &PgConn, plan: Plan, init: &InitSql) -> Result<(), tokio_postgres::Error> {
     let client = conn.inner();
     match plan {
         // `Sync`: no statement, just "tell me when you are done".
         Plan::Nothing | Plan::Settle => client.check_connection().await?,
         Plan::Rollback => {
             client.batch_execute("ROLLBACK").await?;
-            conn.tracker.rolled_back();
+            conn.c.tracker.rolled_back();
             return Ok(());
         }
         Plan::Clean => client.batch_execute(&init.after(CLEAN_SQL)).await?,
@@ -93,30 +119,9 @@ pub(crate) async fn run(
             conn.forget_statements();
         }
     }
-    conn.tracker.cleaned();
+    conn.c.tracker.cleaned();
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn init_sql_is_trimmed_and_batched() {
-        let init = InitSql::new([
-            "SET TIME ZONE 'UTC';",
-            "  ",
-            "SET search_path = app -- x",
-            "",
-        ]);
-        assert_eq!(
-            init.statements(),
-            ["SET TIME ZONE 'UTC'", "SET search_path = app -- x"]
-        );
-        assert_eq!(
-            init.after("RESET ALL"),
-            "RESET ALL;\nSET TIME ZONE 'UTC';\nSET search_path = app -- x"
-        );
-        assert_eq!(InitSql::default().after("RESET ALL"), "RESET ALL");
-    }
-}
+mod tests;

@@ -60,62 +60,98 @@ impl Effect {
 }
 
 /// The effects of `sql`, which may hold several `;`-separated statements.
+///
+/// Runs on every command: one pass over the text, no allocation; bytes
+/// that can start neither a word nor a quote, a comment or a statement's
+/// end are skipped in a tight loop, and each word is looked up once.
 pub fn effect(sql: &str) -> Effect {
-    let mut pieces = split(sql).filter(|s| !s.trim().is_empty()).peekable();
-    let Some(first) = pieces.next() else {
-        return Effect::default();
-    };
-    let mut total = one(first);
-    if pieces.peek().is_none() {
-        return total;
-    }
-    let mut last_tx = total.tx;
-    for piece in pieces {
-        let e = one(piece);
-        total.session = total.session.max(e.session);
-        if e.tx != TxEffect::None {
-            last_tx = e.tx;
+    let bytes = sql.as_bytes();
+    let mut batch = Batch::default();
+    let mut statement = Statement::default();
+    let (mut start, mut i) = (0, 0);
+    loop {
+        i += bytes[i..]
+            .iter()
+            .position(|b| CLASS[usize::from(*b)] & (WORD_START | SPECIAL) != 0)
+            .unwrap_or(bytes.len() - i);
+        let Some(&b) = bytes.get(i) else {
+            batch.add(&sql[start..], statement);
+            return batch.effect();
+        };
+        if CLASS[usize::from(b)] & WORD_START != 0 {
+            let end = bytes[i..]
+                .iter()
+                .position(|b| CLASS[usize::from(*b)] & WORD == 0)
+                .map_or(bytes.len(), |n| i + n);
+            statement.word(kw(&bytes[i..end]));
+            i = end;
+            continue;
         }
-    }
-    if last_tx != TxEffect::None {
-        total.tx = TxEffect::Batch {
-            ends_open: last_tx == TxEffect::Begin,
+        i = match b {
+            b';' => {
+                batch.add(&sql[start..i], std::mem::take(&mut statement));
+                start = i + 1;
+                i + 1
+            }
+            b'\'' | b'"' => skip_quoted(bytes, i),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => bytes[i..]
+                .iter()
+                .position(|c| *c == b'\n')
+                .map_or(bytes.len(), |n| i + n),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => skip_block_comment(bytes, i),
+            b'$' => skip_dollar_quoted(sql, i).max(i + 1),
+            _ => i + 1,
         };
     }
-    total
+}
+
+/// The statements of a batch so far.
+#[derive(Default)]
+struct Batch {
+    /// The first statement's effect, then the deepest session effect.
+    total: Option<Effect>,
+    /// The last transaction effect other than none.
+    last_tx: TxEffect,
+    several: bool,
+}
+
+impl Batch {
+    /// The statement `text` (blank ones do not count) with its words.
+    fn add(&mut self, text: &str, statement: Statement) {
+        if text.trim().is_empty() {
+            return;
+        }
+        let e = statement.effect();
+        match &mut self.total {
+            None => {
+                self.total = Some(e);
+                self.last_tx = e.tx;
+            }
+            Some(total) => {
+                self.several = true;
+                total.session = total.session.max(e.session);
+                if e.tx != TxEffect::None {
+                    self.last_tx = e.tx;
+                }
+            }
+        }
+    }
+
+    fn effect(self) -> Effect {
+        let mut total = self.total.unwrap_or_default();
+        if self.several && self.last_tx != TxEffect::None {
+            total.tx = TxEffect::Batch {
+                ends_open: self.last_tx == TxEffect::Begin,
+            };
+        }
+        total
+    }
 }
 
 /// Whether `sql` may change session state (any [`SessionEffect`] above
 /// `None`).
 pub fn may_change_session(sql: &str) -> bool {
     effect(sql).session != SessionEffect::None
-}
-
-/// Statements of a batch. Splits at `;` outside quotes and comments.
-fn split(sql: &str) -> impl Iterator<Item = &str> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' | b'"' => i = skip_quoted(bytes, i),
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
-            b'$' => i = skip_dollar_quoted(sql, i),
-            b';' => {
-                out.push(&sql[start..i]);
-                start = i + 1;
-                i += 1;
-            }
-            _ => i += 1,
-        }
-    }
-    out.push(&sql[start..]);
-    out.into_iter()
 }
 
 fn skip_quoted(bytes: &[u8], at: usize) -> usize {
@@ -164,277 +200,246 @@ fn skip_dollar_quoted(sql: &str, at: usize) -> usize {
     }
 }
 
-/// The words of one statement (as written; compare them with
-/// [`is`]), comments and quoted text left out. No allocation per word.
-fn words(sql: &str) -> Vec<&str> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'\'' || b == b'"' {
-            i = skip_quoted(bytes, i);
-        } else if b == b'-' && bytes.get(i + 1) == Some(&b'-') {
-            while i < bytes.len() && bytes[i] != b'\n' {
-                i += 1;
-            }
-        } else if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            i = skip_block_comment(bytes, i);
-        } else if b == b'$' {
-            let next = skip_dollar_quoted(sql, i);
-            i = if next == i + 1 { i + 1 } else { next };
-        } else if b.is_ascii_alphabetic() || b == b'_' {
-            let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                i += 1;
-            }
-            out.push(&sql[start..i]);
-        } else {
-            i += 1;
+/// [`CLASS`] bits: a word starts with this byte (a letter, `_`).
+const WORD_START: u8 = 1;
+/// A word goes on with this byte (a letter, a digit, `_`).
+const WORD: u8 = 2;
+/// Quotes, comments, dollar quoting or a statement's end may start here.
+const SPECIAL: u8 = 4;
+
+/// What each byte may be to [`effect`], looked up once per byte.
+const CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            class[b] = WORD_START | WORD;
+        } else if c.is_ascii_digit() {
+            class[b] = WORD;
+        } else if matches!(c, b';' | b'\'' | b'"' | b'-' | b'/' | b'$') {
+            class[b] = SPECIAL;
+        }
+        b += 1;
+    }
+    class
+};
+
+/// What a word is to the rules below. Each word of a statement is looked
+/// up once (lower-cased on the stack, then one `match`): this runs on every
+/// command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kw {
+    Begin,
+    Start,
+    Commit,
+    End,
+    Rollback,
+    Abort,
+    Set,
+    Reset,
+    Listen,
+    Unlisten,
+    Declare,
+    Create,
+    Select,
+    With,
+    /// A statement that changes no session state by itself (the functions
+    /// it calls are looked at separately): `INSERT`, `UPDATE`, `ALTER`, ...
+    Harmless,
+    To,
+    Prepared,
+    Local,
+    Transaction,
+    Constraints,
+    Temp,
+    Into,
+    Hold,
+    Chain,
+    No,
+    /// A function whose effect outlives the transaction
+    /// (`pg_advisory_lock`, `set_config`, `dblink_connect`, ...).
+    SessionFunction,
+    Other,
+}
+
+/// The longest word [`kw`] knows (`pg_try_advisory_lock_shared`).
+const LONGEST_KEYWORD: usize = 27;
+
+fn kw(word: &[u8]) -> Kw {
+    let (Some(first), 2..=LONGEST_KEYWORD) = (word.first(), word.len()) else {
+        return Kw::Other;
+    };
+    let is = |k: &[u8]| word.eq_ignore_ascii_case(k);
+    // By length and first letter, then the candidates (generated from the
+    // keyword lists; `kw_knows_every_keyword` checks them).
+    match (word.len(), first.to_ascii_lowercase()) {
+        (2, b'n') if is(b"no") => Kw::No,
+        (2, b't') if is(b"to") => Kw::To,
+        (3, b'e') if is(b"end") => Kw::End,
+        (3, b's') if is(b"set") => Kw::Set,
+        (4, b'c') if is(b"copy") => Kw::Harmless,
+        (4, b'd') if is(b"drop") => Kw::Harmless,
+        (4, b'h') if is(b"hold") => Kw::Hold,
+        (4, b'i') if is(b"into") => Kw::Into,
+        (4, b'l') if is(b"lock") => Kw::Harmless,
+        (4, b'm') if is(b"move") => Kw::Harmless,
+        (4, b's') if is(b"show") => Kw::Harmless,
+        (4, b't') if is(b"temp") => Kw::Temp,
+        (4, b'w') if is(b"with") => Kw::With,
+        (5, b'a') => match () {
+            () if is(b"abort") => Kw::Abort,
+            () if is(b"alter") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (5, b'b') if is(b"begin") => Kw::Begin,
+        (5, b'c') => match () {
+            () if is(b"close") => Kw::Harmless,
+            () if is(b"chain") => Kw::Chain,
+            () => Kw::Other,
+        },
+        (5, b'f') if is(b"fetch") => Kw::Harmless,
+        (5, b'g') if is(b"grant") => Kw::Harmless,
+        (5, b'l') if is(b"local") => Kw::Local,
+        (5, b'm') if is(b"merge") => Kw::Harmless,
+        (5, b'r') if is(b"reset") => Kw::Reset,
+        (5, b's') if is(b"start") => Kw::Start,
+        (5, b't') if is(b"table") => Kw::Harmless,
+        (6, b'c') => match () {
+            () if is(b"commit") => Kw::Commit,
+            () if is(b"create") => Kw::Create,
+            () => Kw::Other,
+        },
+        (6, b'd') if is(b"delete") => Kw::Harmless,
+        (6, b'i') => match () {
+            () if is(b"insert") => Kw::Harmless,
+            () if is(b"import") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (6, b'l') if is(b"listen") => Kw::Listen,
+        (6, b'n') if is(b"notify") => Kw::Harmless,
+        (6, b'r') if is(b"revoke") => Kw::Harmless,
+        (6, b's') if is(b"select") => Kw::Select,
+        (6, b'u') if is(b"update") => Kw::Harmless,
+        (6, b'v') => match () {
+            () if is(b"values") => Kw::Harmless,
+            () if is(b"vacuum") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (7, b'a') => match () {
+            () if is(b"analyze") => Kw::Harmless,
+            () if is(b"analyse") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (7, b'c') => match () {
+            () if is(b"comment") => Kw::Harmless,
+            () if is(b"cluster") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (7, b'd') if is(b"declare") => Kw::Declare,
+        (7, b'e') if is(b"explain") => Kw::Harmless,
+        (7, b'p') if is(b"pg_temp") => Kw::Temp,
+        (7, b'r') => match () {
+            () if is(b"release") => Kw::Harmless,
+            () if is(b"refresh") => Kw::Harmless,
+            () if is(b"reindex") => Kw::Harmless,
+            () => Kw::Other,
+        },
+        (8, b'p') if is(b"prepared") => Kw::Prepared,
+        (8, b'r') if is(b"rollback") => Kw::Rollback,
+        (8, b's') if is(b"security") => Kw::Harmless,
+        (8, b't') if is(b"truncate") => Kw::Harmless,
+        (8, b'u') if is(b"unlisten") => Kw::Unlisten,
+        (9, b's') if is(b"savepoint") => Kw::Harmless,
+        (9, b't') if is(b"temporary") => Kw::Temp,
+        (10, b'c') if is(b"checkpoint") => Kw::Harmless,
+        (10, b's') if is(b"set_config") => Kw::SessionFunction,
+        (11, b'c') if is(b"constraints") => Kw::Constraints,
+        (11, b't') if is(b"transaction") => Kw::Transaction,
+        (14, b'd') if is(b"dblink_connect") => Kw::SessionFunction,
+        (16, b'd') if is(b"dblink_connect_u") => Kw::SessionFunction,
+        (16, b'p') if is(b"pg_advisory_lock") => Kw::SessionFunction,
+        (20, b'p') if is(b"pg_try_advisory_lock") => Kw::SessionFunction,
+        (23, b'p') if is(b"pg_advisory_lock_shared") => Kw::SessionFunction,
+        (27, b'p') if is(b"pg_try_advisory_lock_shared") => Kw::SessionFunction,
+        _ => Kw::Other,
+    }
+}
+
+/// One statement's words as the rules need them: the first two, and which
+/// of the others occur anywhere in it.
+#[derive(Default)]
+struct Statement {
+    first: Option<Kw>,
+    second: Option<Kw>,
+    temp: bool,
+    into: bool,
+    hold: bool,
+    chain: bool,
+    no: bool,
+    session_function: bool,
+}
+
+impl Statement {
+    fn word(&mut self, k: Kw) {
+        if self.first.is_none() {
+            self.first = Some(k);
+        } else if self.second.is_none() {
+            self.second = Some(k);
+        }
+        match k {
+            Kw::Temp => self.temp = true,
+            Kw::Into => self.into = true,
+            Kw::Hold => self.hold = true,
+            Kw::Chain => self.chain = true,
+            Kw::No => self.no = true,
+            Kw::SessionFunction => self.session_function = true,
+            _ => {}
         }
     }
-    out
-}
 
-/// Functions whose effect outlives the transaction.
-const SESSION_FUNCTIONS: &[&str] = &[
-    "pg_advisory_lock",
-    "pg_advisory_lock_shared",
-    "pg_try_advisory_lock",
-    "pg_try_advisory_lock_shared",
-    "set_config",
-    "dblink_connect",
-    "dblink_connect_u",
-];
-
-/// Statements that change no session state by themselves (the functions
-/// they call are looked at separately).
-const HARMLESS: &[&str] = &[
-    "select",
-    "with",
-    "values",
-    "table",
-    "show",
-    "explain",
-    "insert",
-    "update",
-    "delete",
-    "merge",
-    "copy",
-    "savepoint",
-    "release",
-    "alter",
-    "drop",
-    "grant",
-    "revoke",
-    "truncate",
-    "vacuum",
-    "analyze",
-    "analyse",
-    "comment",
-    "lock",
-    "notify",
-    "fetch",
-    "move",
-    "close",
-    "refresh",
-    "cluster",
-    "reindex",
-    "checkpoint",
-    "security",
-    "import",
-];
-
-/// `word` is `lower` (an ASCII lower-case keyword), in any case.
-fn is(word: &str, lower: &str) -> bool {
-    word.eq_ignore_ascii_case(lower)
-}
-
-/// The lower-case keyword of `list` that `word` is, if any.
-fn keyword(word: &str, list: &[&'static str]) -> Option<&'static str> {
-    list.iter().copied().find(|k| is(word, k))
-}
-
-/// The keywords the rules below match the first two words against.
-const LEADING: &[&str] = &[
-    "begin",
-    "start",
-    "commit",
-    "end",
-    "rollback",
-    "abort",
-    "set",
-    "reset",
-    "listen",
-    "unlisten",
-    "declare",
-    "create",
-    "select",
-    "with",
-    "to",
-    "prepared",
-    "local",
-    "transaction",
-    "constraints",
-];
-
-fn one(sql: &str) -> Effect {
-    let words = words(sql);
-    let Some(&first_word) = words.first() else {
-        return Effect::default();
-    };
-    let has = |w: &str| words.iter().any(|x| is(x, w));
-    // An unknown first word stays "", which the last arm below counts as
-    // changing anything.
-    let first = keyword(first_word, LEADING)
-        .or_else(|| keyword(first_word, HARMLESS))
-        .unwrap_or("");
-    let second = words.get(1).and_then(|w| keyword(w, LEADING));
-    let calls_session_function = words
-        .iter()
-        .any(|w| keyword(w, SESSION_FUNCTIONS).is_some());
-    let temp = has("temp") || has("temporary") || has("pg_temp");
-    let tx = match first {
-        "begin" | "start" => TxEffect::Begin,
-        "commit" | "end" | "rollback" | "abort" => match second {
-            Some("to") | Some("prepared") => TxEffect::None,
-            _ if has("chain") && !has("no") => TxEffect::Begin,
-            _ => TxEffect::End,
-        },
-        _ => TxEffect::None,
-    };
-    let session = match first {
-        "begin" | "start" | "commit" | "end" | "rollback" | "abort" => SessionEffect::None,
-        // Transaction-scoped settings end with the transaction.
-        "set" => match second {
-            Some("local") | Some("transaction") | Some("constraints") => SessionEffect::None,
-            _ => SessionEffect::State,
-        },
-        "reset" | "listen" | "unlisten" => SessionEffect::State,
-        "declare" if has("hold") => SessionEffect::State,
-        "declare" => SessionEffect::None,
-        "create" if temp => SessionEffect::State,
-        "create" => SessionEffect::None,
-        // `SELECT ... INTO TEMP t`.
-        "select" | "with" if temp && has("into") => SessionEffect::State,
-        w if HARMLESS.contains(&w) => SessionEffect::None,
-        // prepare, deallocate, execute, discard, do, call, load, ...
-        _ => SessionEffect::Deep,
-    };
-    let session = if calls_session_function {
-        session.max(SessionEffect::State)
-    } else {
-        session
-    };
-    Effect { session, tx }
+    fn effect(&self) -> Effect {
+        let Some(first) = self.first else {
+            return Effect::default();
+        };
+        let tx = match first {
+            Kw::Begin | Kw::Start => TxEffect::Begin,
+            Kw::Commit | Kw::End | Kw::Rollback | Kw::Abort => match self.second {
+                Some(Kw::To | Kw::Prepared) => TxEffect::None,
+                _ if self.chain && !self.no => TxEffect::Begin,
+                _ => TxEffect::End,
+            },
+            _ => TxEffect::None,
+        };
+        let session = match first {
+            Kw::Begin | Kw::Start | Kw::Commit | Kw::End | Kw::Rollback | Kw::Abort => {
+                SessionEffect::None
+            }
+            // Transaction-scoped settings end with the transaction.
+            Kw::Set => match self.second {
+                Some(Kw::Local | Kw::Transaction | Kw::Constraints) => SessionEffect::None,
+                _ => SessionEffect::State,
+            },
+            Kw::Reset | Kw::Listen | Kw::Unlisten => SessionEffect::State,
+            Kw::Declare if self.hold => SessionEffect::State,
+            Kw::Declare => SessionEffect::None,
+            Kw::Create if self.temp => SessionEffect::State,
+            Kw::Create => SessionEffect::None,
+            // `SELECT ... INTO TEMP t`.
+            Kw::Select | Kw::With if self.temp && self.into => SessionEffect::State,
+            Kw::Select | Kw::With | Kw::Harmless => SessionEffect::None,
+            // prepare, deallocate, execute, discard, do, call, load, unknown
+            // statements, ...
+            _ => SessionEffect::Deep,
+        };
+        let session = if self.session_function {
+            session.max(SessionEffect::State)
+        } else {
+            session
+        };
+        Effect { session, tx }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn s(sql: &str) -> SessionEffect {
-        effect(sql).session
-    }
-
-    fn t(sql: &str) -> TxEffect {
-        effect(sql).tx
-    }
-
-    #[test]
-    fn harmless_statements() {
-        for sql in [
-            "SELECT 1",
-            "sElEcT 1",
-            "  select * from t where name = 'SET x'",
-            "INSERT INTO t VALUES (1)",
-            "UPDATE t SET a = 1",
-            "WITH x AS (SELECT 1) SELECT * FROM x",
-            "SELECT pg_advisory_xact_lock(1)",
-            "SET LOCAL statement_timeout = 5",
-            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-            "-- SET x = 1\nSELECT 1",
-            "/* DISCARD ALL */ SELECT 1",
-            "SELECT $1::int",
-            "CREATE TABLE t (temperature int)",
-            "SELECT temp FROM t",
-            "DECLARE c CURSOR FOR SELECT 1",
-            "",
-        ] {
-            assert_eq!(s(sql), SessionEffect::None, "{sql}");
-        }
-    }
-
-    #[test]
-    fn session_state() {
-        for sql in [
-            "SET search_path = x",
-            "Set Search_Path = x",
-            "set application_name to 'a'",
-            "SELECT PG_ADVISORY_LOCK(1)",
-            "SET SESSION AUTHORIZATION pw_user",
-            "SET ROLE x",
-            "RESET ALL",
-            "CREATE TEMP TABLE t (a int)",
-            "CREATE TEMPORARY TABLE t (a int)",
-            "CREATE TABLE pg_temp.t (a int)",
-            "SELECT 1 INTO TEMP t",
-            "SELECT pg_advisory_lock(1)",
-            "SELECT pg_try_advisory_lock(1, 2)",
-            "SELECT set_config('my.x', '1', false)",
-            "LISTEN chan",
-            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
-        ] {
-            assert_eq!(s(sql), SessionEffect::State, "{sql}");
-        }
-    }
-
-    #[test]
-    fn deep_or_unknown() {
-        for sql in [
-            "PREPARE p AS SELECT 1",
-            "DEALLOCATE ALL",
-            "EXECUTE p",
-            "DISCARD ALL",
-            "DO $$ BEGIN PERFORM set_config('a.b', '1', false); END $$",
-            "CALL proc()",
-            "LOAD 'x'",
-            "FROBNICATE",
-        ] {
-            assert_eq!(s(sql), SessionEffect::Deep, "{sql}");
-        }
-    }
-
-    #[test]
-    fn transactions() {
-        assert_eq!(t("BEGIN"), TxEffect::Begin);
-        assert_eq!(t("begin isolation level serializable"), TxEffect::Begin);
-        assert_eq!(t("START TRANSACTION"), TxEffect::Begin);
-        assert_eq!(t("COMMIT"), TxEffect::End);
-        assert_eq!(t("END"), TxEffect::End);
-        assert_eq!(t("ROLLBACK"), TxEffect::End);
-        assert_eq!(t("ABORT"), TxEffect::End);
-        assert_eq!(t("ROLLBACK TO SAVEPOINT a"), TxEffect::None);
-        assert_eq!(t("COMMIT PREPARED 'x'"), TxEffect::None);
-        assert_eq!(t("COMMIT AND CHAIN"), TxEffect::Begin);
-        assert_eq!(t("COMMIT AND NO CHAIN"), TxEffect::End);
-        assert_eq!(t("SELECT 1"), TxEffect::None);
-        assert_eq!(
-            t("BEGIN; INSERT INTO t VALUES (1); COMMIT"),
-            TxEffect::Batch { ends_open: false }
-        );
-        assert_eq!(t("COMMIT; BEGIN"), TxEffect::Batch { ends_open: true });
-        assert_eq!(t("SELECT 1; SELECT 2"), TxEffect::None);
-    }
-
-    #[test]
-    fn batches_take_the_deepest_effect() {
-        assert_eq!(s("SELECT 1; SET x = 1"), SessionEffect::State);
-        assert_eq!(s("SELECT ';'; SELECT 2"), SessionEffect::None);
-        assert_eq!(s("SELECT 'a;SET x=1'"), SessionEffect::None);
-        assert_eq!(s("SELECT 1; PREPARE p AS SELECT 1"), SessionEffect::Deep);
-        assert_eq!(t("SELECT 1;"), TxEffect::None);
-        assert!(may_change_session("LISTEN a"));
-        assert!(!may_change_session("SELECT 1"));
-    }
-}
+mod tests;

@@ -50,7 +50,10 @@ impl Tracker {
     /// must be [finished](Op::finish) when its reply is complete; dropping
     /// it unfinished records an interrupted command.
     pub(crate) fn start(&self, effect: Effect) -> Op<'_> {
-        self.session.fetch_max(level(effect.session), Relaxed);
+        // No atomic write for a statement that changes nothing (most).
+        if effect.session != SessionEffect::None {
+            self.session.fetch_max(level(effect.session), Relaxed);
+        }
         Op {
             tracker: self,
             tx: effect.tx,
@@ -72,9 +75,15 @@ impl Tracker {
         }
     }
 
-    /// Whether a command was interrupted; clears the mark.
+    /// Whether a command was interrupted; clears the mark (a plain load
+    /// when there is none: no write on every command).
     pub(crate) fn take_interrupted(&self) -> bool {
-        self.interrupted.swap(false, Relaxed)
+        self.seen_interrupted() && self.interrupted.swap(false, Relaxed)
+    }
+
+    /// Whether a command was interrupted (the mark stays).
+    pub(crate) fn seen_interrupted(&self) -> bool {
+        self.interrupted.load(Relaxed)
     }
 
     /// A reset undid everything.

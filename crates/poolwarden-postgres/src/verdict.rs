@@ -16,13 +16,21 @@
 //! request: that one is sent only before the connection's next command, so
 //! that a late cancel cannot hit it (`conn.rs`).
 //!
+//! While the server's liveness is in question (a sign of life is being
+//! asked for, or none came), the cancel requests of connections dropped
+//! after an interrupted command wait ([`Verdict::cancel_soon`]): a frozen
+//! server's accept queue would hold each of them ahead of the pool's own
+//! reconnect, and on resuming it forks a process for each before it gets to
+//! that reconnect. They go out when the server answers again (a sign of
+//! life, or a connection opened), at most [`MAX_DEFERRED_CANCELS`] of them.
+//!
 //! Only for a single TCP host or a Unix socket; with several hosts,
 //! `hostaddr` or TLS, no sign of life is asked for and only the borrower's
 //! own reports reach the pool.
 //!
 //! [`PgManager::unresponsive_after`]: crate::PgManager::unresponsive_after
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +39,14 @@ use poolwarden::ServerSignal;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::cancel::CancelTarget;
+
+/// How many cancel requests wait while the server's liveness is in question
+/// (see the module docs); beyond that the oldest is given up (best effort,
+/// as every cancel request).
+pub(crate) const MAX_DEFERRED_CANCELS: usize = 64;
+
+/// A cancel request to send: spawns it.
+type SendCancel = Box<dyn FnOnce() + Send>;
 
 /// `SSLRequest`: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F];
@@ -64,7 +80,6 @@ enum Life {
 }
 
 /// One per manager, shared with its connections.
-#[derive(Debug)]
 pub(crate) struct Verdict {
     within: Duration,
     signal: Mutex<ServerSignal>,
@@ -73,6 +88,18 @@ pub(crate) struct Verdict {
     /// A silent episode was signalled; the next answer ends it.
     signalled: AtomicBool,
     signals: AtomicU64,
+    /// Cancel requests held back while the liveness is in question.
+    deferred: Mutex<std::collections::VecDeque<SendCancel>>,
+}
+
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verdict")
+            .field("within", &self.within)
+            .field("in_question", &self.in_question())
+            .field("deferred_cancels", &self.deferred.lock().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Verdict {
@@ -83,7 +110,60 @@ impl Verdict {
             asking: AtomicBool::new(false),
             signalled: AtomicBool::new(false),
             signals: AtomicU64::new(0),
+            deferred: Mutex::new(std::collections::VecDeque::new()),
         })
+    }
+
+    /// A sign of life is being asked for, or none came since.
+    fn in_question(&self) -> bool {
+        self.asking.load(SeqCst) || self.signalled.load(SeqCst)
+    }
+
+    /// Send a cancel request (`send` spawns it) now, or, while the server's
+    /// liveness is in question, when it answers again (module docs).
+    pub(crate) fn cancel_soon(&self, send: impl FnOnce() + Send + 'static) {
+        if !self.in_question() {
+            return send();
+        }
+        {
+            let mut deferred = self.deferred.lock();
+            if deferred.len() >= MAX_DEFERRED_CANCELS {
+                deferred.pop_front();
+                tracing::debug!(
+                    "too many cancel requests waiting for the server; giving up the oldest"
+                );
+            }
+            deferred.push_back(Box::new(send));
+        }
+        // The question may have been settled meanwhile (it flushed before
+        // this push): then nobody else sends it.
+        if !self.in_question() {
+            self.flush();
+        }
+    }
+
+    /// The server answered (a sign of life, a connection opened): the
+    /// silent episode, if any, is over, and the held-back cancel requests go.
+    pub(crate) fn answered(&self) {
+        if self.signalled.load(SeqCst) {
+            self.signalled.store(false, SeqCst);
+        }
+        if !self.asking.load(SeqCst) && !self.deferred.lock().is_empty() {
+            self.flush();
+        }
+    }
+
+    fn flush(&self) {
+        let deferred = std::mem::take(&mut *self.deferred.lock());
+        for send in deferred {
+            send();
+        }
+    }
+
+    /// How many cancel requests wait.
+    #[cfg(test)]
+    fn deferred(&self) -> usize {
+        self.deferred.lock().len()
     }
 
     pub(crate) fn within(&self) -> Duration {
@@ -102,28 +182,32 @@ impl Verdict {
     /// A command to `target` passed its deadline: ask for a sign of life
     /// in the background (never waits). At most one request at a time.
     pub(crate) fn command_timed_out(self: &Arc<Self>, target: &CancelTarget) {
-        if self.asking.swap(true, Relaxed) {
+        if self.asking.swap(true, SeqCst) {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.asking.store(false, Relaxed);
+            self.asking.store(false, SeqCst);
             return;
         };
         let (this, target) = (Arc::clone(self), target.clone());
         rt.spawn(async move {
             let life = ask(&target, this.within).await;
-            this.asking.store(false, Relaxed);
+            if life == Life::Silent && !this.signalled.swap(true, SeqCst) {
+                this.asking.store(false, SeqCst);
+                let error = ServerNotAnswering {
+                    waited: this.within,
+                };
+                tracing::warn!(%error, "black-holing the pool");
+                this.signals.fetch_add(1, Relaxed);
+                let signal = this.signal.lock().clone();
+                signal.unresponsive(error);
+                return;
+            }
+            this.asking.store(false, SeqCst);
             match life {
-                Life::Answered => this.signalled.store(false, Relaxed),
-                Life::Silent if !this.signalled.swap(true, Relaxed) => {
-                    let error = ServerNotAnswering {
-                        waited: this.within,
-                    };
-                    tracing::warn!(%error, "black-holing the pool");
-                    this.signals.fetch_add(1, Relaxed);
-                    let signal = this.signal.lock().clone();
-                    signal.unresponsive(error);
-                }
+                Life::Answered => this.answered(),
+                // Refused (down, not frozen): cancel requests fail at once.
+                Life::Unknown if !this.signalled.load(SeqCst) => this.flush(),
                 Life::Silent | Life::Unknown => {}
             }
         });
@@ -185,5 +269,59 @@ mod tests {
             ask(&CancelTarget::Driver, Duration::from_secs(5)).await,
             Life::Unknown
         );
+    }
+
+    /// While a sign of life is being asked for, and after none came, a
+    /// dropped connection's cancel request waits (the server would queue it
+    /// ahead of the pool's reconnect); it goes when the server answers
+    /// (here: a connection opened). Without anything in question it goes at
+    /// once.
+    #[tokio::test]
+    async fn cancel_requests_wait_while_the_server_may_be_frozen() {
+        use std::sync::atomic::AtomicUsize;
+
+        let sent = Arc::new(AtomicUsize::new(0));
+        let send = || {
+            let sent = Arc::clone(&sent);
+            move || {
+                sent.fetch_add(1, SeqCst);
+            }
+        };
+        let verdict = Verdict::new(Duration::from_secs(3600));
+        verdict.cancel_soon(send());
+        assert_eq!(sent.load(SeqCst), 1, "nothing in question: sent at once");
+
+        // A listener that never answers: the sign of life is asked for
+        // until the test ends.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent = CancelTarget::Tcp("127.0.0.1".into(), listener.local_addr().unwrap().port());
+        verdict.command_timed_out(&silent);
+        assert!(verdict.in_question());
+        verdict.cancel_soon(send());
+        verdict.cancel_soon(send());
+        assert_eq!((sent.load(SeqCst), verdict.deferred()), (1, 2), "held back");
+        // A connection opened while the question is open: still held (the
+        // question settles them).
+        verdict.answered();
+        assert_eq!((sent.load(SeqCst), verdict.deferred()), (1, 2));
+
+        // No answer came (as after `ask` found it silent): held until one
+        // does.
+        let frozen = Verdict::new(Duration::from_secs(1));
+        frozen.signalled.store(true, SeqCst);
+        for _ in 0..MAX_DEFERRED_CANCELS + 3 {
+            frozen.cancel_soon(send());
+        }
+        assert_eq!(frozen.deferred(), MAX_DEFERRED_CANCELS, "bounded");
+        assert_eq!(sent.load(SeqCst), 1);
+        frozen.answered();
+        assert_eq!(
+            sent.load(SeqCst),
+            1 + MAX_DEFERRED_CANCELS,
+            "sent when it answers"
+        );
+        assert!(!frozen.in_question() && frozen.deferred() == 0);
+        frozen.cancel_soon(send());
+        assert_eq!(sent.load(SeqCst), 2 + MAX_DEFERRED_CANCELS);
     }
 }

@@ -238,6 +238,27 @@ async fn f13_the_cheapest_sufficient_reset() {
     assert_eq!(pool.status().resets, 3);
 }
 
+/// The server facts are read after the init SQL (sent together): a
+/// timeout set there is what the pool sees; a failing init statement fails
+/// the connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_facts_are_read_after_the_init_sql() {
+    use poolwarden::Manager as _;
+    let db = common::shared_postgres();
+    let manager = PgManager::from_url(&db.url())
+        .unwrap()
+        .init_sql(["SET idle_session_timeout = '7s'"]);
+    let conn = manager.connect().await.unwrap();
+    assert_eq!(
+        conn.server_facts().idle_session_timeout,
+        Some(Duration::from_secs(7))
+    );
+    let failing = PgManager::from_url(&db.url())
+        .unwrap()
+        .init_sql(["SET no_such_setting_at_all = 1"]);
+    assert!(failing.connect().await.is_err());
+}
+
 /// Init SQL runs on connect and again after a reset that resets settings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_sql_survives_resets() {

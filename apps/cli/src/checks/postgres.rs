@@ -24,16 +24,21 @@ pub(crate) fn idle_in_transaction(facts: &ServerFacts, cfg: &PoolConfig) -> Opti
             "idle_in_transaction_session_timeout is off: a checkout left idle inside a transaction holds its locks until it is returned",
         ).secs("idle_in_transaction_session_timeout", t));
     }
+    // When the manager warns: its owner's fraction.
+    let warn_after = t.mul_f64(poolwarden_postgres::IDLE_IN_TRANSACTION_WARN_FRACTION);
     let f = Finding::new(
         Severity::Info,
         "idle-in-transaction",
         Some("F6"),
         format!(
-            "idle_in_transaction_session_timeout {}: the server closes a session left idle inside a transaction after that long (the manager logs a warning for a borrower idle in a transaction close to it)",
-            fmt_d(t)
+            "idle_in_transaction_session_timeout {}: the server closes a session left idle inside a transaction after that long (the manager logs a warning for a borrower idle in a transaction for {} of it, {})",
+            fmt_d(t),
+            fmt_fraction(poolwarden_postgres::IDLE_IN_TRANSACTION_WARN_FRACTION),
+            fmt_d(warn_after)
         ),
     )
-    .secs("idle_in_transaction_session_timeout", t);
+    .secs("idle_in_transaction_session_timeout", t)
+    .secs("warns_idle_in_transaction_after", warn_after);
     Some(match cfg.leak_threshold {
         Some(l) if l >= t => Finding {
             severity: Severity::Warn,
@@ -78,10 +83,13 @@ pub(crate) fn statement_timeout(facts: &ServerFacts, command_timeout: Option<Dur
                 }
             ),
         ))
-        .fix(format!(
-            "keep the manager's command_timeout on (PgManager::command_timeout, default {})",
-            fmt_d(poolwarden_postgres::DEFAULT_COMMAND_TIMEOUT)
-        ));
+        .fix(match postgres_manager_defaults().configured_command_timeout() {
+            Some(d) => format!(
+                "keep the manager's command_timeout on (PgManager::command_timeout, default {})",
+                fmt_d(d)
+            ),
+            None => "set the manager's command_timeout (PgManager::command_timeout)".to_owned(),
+        });
     };
     match server {
         Some(s) if s < c => {
@@ -115,6 +123,17 @@ pub(crate) fn statement_timeout(facts: &ServerFacts, command_timeout: Option<Dur
             ),
         )),
     }
+}
+
+/// A fraction as a percentage ("75%").
+fn fmt_fraction(f: f64) -> String {
+    format!("{:.0}%", f * 100.0)
+}
+
+/// A manager as the application builds it by default: what its getters
+/// answer is what the pool does unless the application says otherwise.
+pub(crate) fn postgres_manager_defaults() -> poolwarden_postgres::PgManager {
+    poolwarden_postgres::PgManager::new(tokio_postgres::Config::new())
 }
 
 /// F10: TCP keepalives: the pool's sockets (the manager's, for this URL)

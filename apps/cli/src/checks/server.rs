@@ -30,9 +30,14 @@ pub(crate) fn check_server(
     out.extend(aborted_clients(facts));
     out.extend(aborted_connects(facts));
     // NOTE: both managers report the server's idle timeout to the pool at
-    // connect by default (`MySqlManager`: `wait_timeout`; `PgManager`:
-    // `idle_session_timeout`, from `PgServerFacts::to_connection_facts`).
-    out.push(validation(cfg, t, name, true));
+    // connect by default (`MySqlManager`: `wait_timeout`, no getter for it
+    // yet; `PgManager`: `idle_session_timeout`, from
+    // `PgServerFacts::to_connection_facts`, as its getter says).
+    let learns = match facts.flavor {
+        Flavor::Postgres => postgres_manager_defaults().configured_discover_server_timeout(),
+        _ => true,
+    };
+    out.push(validation(cfg, t, name, learns));
     out.push(leak_detection(cfg, t, name));
     out.push(checkout_timeout(cfg));
     if facts.flavor == Flavor::Postgres {

@@ -28,9 +28,13 @@ fn idle_in_transaction_timeout_against_leak_threshold() {
     assert_eq!(f.severity, Severity::Info);
     assert!(f.message.contains("is off"), "{}", f.message);
     facts.idle_in_transaction_session_timeout = Some(d(MIN));
+    let f = idle_in_transaction(&facts, &cfg()).unwrap();
+    assert_eq!(f.severity, Severity::Info);
+    // When the manager warns: its own fraction (3/4), not restated here.
+    assert!(f.message.contains("for 75% of it, 45s"), "{}", f.message);
     assert_eq!(
-        idle_in_transaction(&facts, &cfg()).unwrap().severity,
-        Severity::Info
+        f.numbers.get("warns_idle_in_transaction_after"),
+        Some(&serde_json::json!(45.0))
     );
     // Below the default leak_threshold (30 s): a leak is killed first.
     facts.idle_in_transaction_session_timeout = Some(d(20));
