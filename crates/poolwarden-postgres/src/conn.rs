@@ -73,11 +73,9 @@ pub const IDLE_IN_TRANSACTION_WARN_FRACTION: f64 = 0.75;
 ///
 /// [`may_change_session`]: crate::may_change_session
 pub struct PgConn {
-    /// Boxed: the pool moves a connection several times per checkout (the
-    /// waiter queue, the guard, the idle set), and moving a pointer costs
-    /// less than moving the ~600 bytes below (`BENCHMARKS.md`, PostgreSQL
-    /// instruction counts).
-    pub(crate) c: Box<Conn>,
+    /// Not boxed here: the pool boxes every connection once when it opens
+    /// (its `Live`), so the several moves per checkout move a pointer.
+    pub(crate) c: Conn,
 }
 
 /// What a [`PgConn`] holds.
@@ -230,7 +228,7 @@ impl PgConn {
             verdict: Arc::clone(&how.verdict),
             watch: how.watchdog.watch(),
         };
-        PgConn { c: Box::new(c) }
+        PgConn { c }
     }
 
     /// [`Client::query`], tracked and bounded.
