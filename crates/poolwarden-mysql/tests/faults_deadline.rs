@@ -287,6 +287,9 @@ async fn a_deadline_inside_a_transaction_leaves_nothing_applied() {
 /// back; the per-call timeout ends with its handle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_statement_is_cut_and_killed_on_a_live_server() {
+    // One at a time with the frozen-server tests: their 1 s bound after
+    // SIGCONT is measured, and a busy machine stretches it.
+    let _serial = common::serial().await;
     let db = common::shared_mariadb();
     common::admin(
         &db,
@@ -347,6 +350,9 @@ async fn a_slow_statement_is_cut_and_killed_on_a_live_server() {
 /// never does, and the stream ends with the deadline error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_is_bounded_to_its_last_row() {
+    // One at a time with the frozen-server tests: their 1 s bound after
+    // SIGCONT is measured, and a busy machine stretches it.
+    let _serial = common::serial().await;
     let db = common::shared_mariadb();
     let pool = Pool::builder(manager(&db.url(), Duration::from_millis(700)))
         .max_size(1)
@@ -381,6 +387,9 @@ async fn a_stream_is_bounded_to_its_last_row() {
 /// next checkout forgets it and the previous borrower's overrides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checkout_deadline_bounds_the_commands_until_the_next_checkout() {
+    // One at a time with the frozen-server tests: their 1 s bound after
+    // SIGCONT is measured, and a busy machine stretches it.
+    let _serial = common::serial().await;
     let db = common::shared_mariadb();
     let pool = Pool::builder(manager(&db.url(), Duration::from_secs(30)))
         .max_size(1)
@@ -426,6 +435,9 @@ async fn the_checkout_deadline_bounds_the_commands_until_the_next_checkout() {
 /// error says so, the connection stays usable and nothing is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_past_its_deadline_is_not_sent() {
+    // One at a time with the frozen-server tests: their 1 s bound after
+    // SIGCONT is measured, and a busy machine stretches it.
+    let _serial = common::serial().await;
     let db = common::shared_mariadb();
     let pool = Pool::builder(manager(&db.url(), Duration::from_secs(30)))
         .max_size(1)
