@@ -38,11 +38,21 @@ pub(crate) struct Tracker {
 /// lexing it again (measured with callgrind on `SELECT 1`: about 1,200
 /// instructions per command to lex and judge it). Both answers depend on
 /// the text alone, so a remembered answer is never stale.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Memo {
     entries: Vec<(Box<[u8]>, bool, Commit)>,
     /// The entry replaced next once full (round robin).
     next: usize,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the texts: a statement's literals can be secrets
+        // (`CREATE USER ... IDENTIFIED BY '...'`).
+        f.debug_struct("Memo")
+            .field("texts", &self.entries.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How many texts a connection remembers the effect of.
@@ -327,6 +337,13 @@ mod tests {
         assert!(
             memo.entries.iter().all(|(t, ..)| t.len() <= MEMO_MAX_TEXT),
             "a long text is judged, not kept"
+        );
+        let mut secret = Memo::default();
+        secret.effect(b"CREATE USER u IDENTIFIED BY 'S3cretPass!'");
+        assert_eq!(
+            format!("{secret:?}"),
+            "Memo { texts: 1, .. }",
+            "Debug never shows a remembered text, as text or as bytes"
         );
     }
 
