@@ -276,6 +276,18 @@ async fn report_client(addr: std::net::SocketAddr, deadline: Instant) -> ReportC
     let mut asked = 0u64;
     while Instant::now() < deadline && asked < MAX_REPORTS_PER_CLIENT {
         asked += 1;
+        if sender.is_closed() {
+            // The server closed the connection while it sat idle longer
+            // than `http.idle_timeout` (a long `Retry-After`): as an HTTP
+            // client's connection pool does, open another; not an error.
+            match connect(addr).await {
+                Ok(s) => sender = s,
+                Err(_) => {
+                    c.errors += 1;
+                    return c;
+                }
+            }
+        }
         let Some(a) = send(&mut sender, "POST", "/reports").await else {
             c.errors += 1;
             match connect(addr).await {

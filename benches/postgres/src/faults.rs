@@ -1,6 +1,7 @@
 //! Fault scenarios: a server restart under load, and a server with one
 //! connection slot left for the pool's role.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +20,14 @@ pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     pub(crate) ok: Arc<AtomicU64>,
     ops: Arc<Mutex<Vec<Op>>>,
+    /// The distinct error texts seen (at most [`MAX_ERROR_TEXTS`]) and how
+    /// often each came, so a table's error count can be explained.
+    errors: Arc<Mutex<BTreeMap<String, u64>>>,
     handles: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// Distinct error texts a [`Load`] keeps.
+const MAX_ERROR_TEXTS: usize = 8;
 
 impl Load {
     /// With `deadline`, each caller gives its session that deadline
@@ -35,13 +42,15 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
         let ops = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(Mutex::new(BTreeMap::new()));
         let handles = (0..tasks)
             .map(|task| {
-                let (c, stop, ok, ops) = (
+                let (c, stop, ok, ops, errors) = (
                     Arc::clone(c),
                     Arc::clone(&stop),
                     Arc::clone(&ok),
                     Arc::clone(&ops),
+                    Arc::clone(&errors),
                 );
                 tokio::spawn(async move {
                     for _ in 0..max_ops {
@@ -58,8 +67,18 @@ impl Load {
                                 None => c.session(task, &["SELECT 1"]).await,
                             }
                         };
-                        let good =
-                            matches!(tokio::time::timeout(op_timeout, session).await, Ok(Ok(_)));
+                        let error = match tokio::time::timeout(op_timeout, session).await {
+                            Ok(Ok(_)) => None,
+                            Ok(Err(e)) => Some(e),
+                            Err(_) => Some(format!("no answer within {op_timeout:?}")),
+                        };
+                        let good = error.is_none();
+                        if let Some(e) = error {
+                            let mut errors = errors.lock();
+                            if errors.len() < MAX_ERROR_TEXTS || errors.contains_key(&e) {
+                                *errors.entry(e).or_insert(0) += 1;
+                            }
+                        }
                         if good {
                             ok.fetch_add(1, Relaxed);
                         } else {
@@ -75,6 +94,7 @@ impl Load {
             stop,
             ok,
             ops,
+            errors,
             handles,
         }
     }
@@ -91,12 +111,19 @@ impl Load {
     }
 
     pub(crate) async fn finish(self) -> Vec<Op> {
+        self.finish_with_errors().await.0
+    }
+
+    /// [`finish`](Self::finish), with the distinct error texts and their
+    /// counts.
+    pub(crate) async fn finish_with_errors(self) -> (Vec<Op>, BTreeMap<String, u64>) {
         self.stop.store(true, Relaxed);
         for h in self.handles {
             let _ = h.await;
         }
         let ops = std::mem::take(&mut *self.ops.lock());
-        ops
+        let errors = std::mem::take(&mut *self.errors.lock());
+        (ops, errors)
     }
 }
 
@@ -172,6 +199,7 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
     );
     println!("| contender | served | errors | took (s) | regrowth (ms) |");
     println!("|---|---|---|---|---|");
+    let mut explained = Vec::new();
     for kind in Kind::ALL {
         if kind == Kind::Dedicated {
             continue;
@@ -189,7 +217,7 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let took = t.elapsed();
-        let ops = load.finish().await;
+        let (ops, error_texts) = load.finish_with_errors().await;
         let served = ops.iter().filter(|(_, _, ok)| *ok).count();
         let errors = ops.len() - served;
 
@@ -223,9 +251,23 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
                 (Some(n), _) => format!("n/a (reported {n} open before the limit was lifted)"),
             }
         );
+        for (text, n) in &error_texts {
+            explained.push(format!(
+                "- {}: {n} × `{}`",
+                kind.name(),
+                text.replace('`', "'")
+            ));
+        }
         if let Ok(c) = Arc::try_unwrap(c) {
             c.close().await;
         }
     }
     println!();
+    if !explained.is_empty() {
+        println!("The errors, by text (at most {MAX_ERROR_TEXTS} distinct texts per contender):\n");
+        for line in explained {
+            println!("{line}");
+        }
+        println!();
+    }
 }

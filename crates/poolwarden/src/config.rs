@@ -123,8 +123,12 @@ pub struct PoolConfig {
     pub leak_backtrace: bool,
     /// Idle order. Default LIFO.
     pub idle_order: IdleOrder,
-    /// At most this many connects in flight at once. Default 2. Prevents a
-    /// thundering herd of connects after a restart (F2, F9).
+    /// At most this many connects in flight at once; one while the pool
+    /// holds no connection (the first proves the server takes connections:
+    /// first connects started together can refuse each other where a
+    /// connection limit counts starting sessions, as PostgreSQL's per-role
+    /// limit does). Default 2. Prevents a thundering herd of connects after
+    /// a restart (F2, F9).
     pub max_connecting: u32,
     /// First delay between failed connects; doubles up to
     /// `connect_backoff_max`, with jitter. A connection that fails (a failed

@@ -70,8 +70,8 @@ pub(crate) enum ApiError {
     Invalid(String),
     /// 408: the client did not send the body in time.
     TimedOut(String),
-    /// 429: too much work queued; retry after the given seconds.
-    Busy(String),
+    /// 429: too much work queued; retry after `retry_after` seconds.
+    Busy { message: String, retry_after: u64 },
     /// 503 with `Retry-After`: busy or shutting down; not retried here.
     Retry(String),
     /// 503 with `Retry-After`: the transaction lost a race with concurrent
@@ -177,10 +177,10 @@ pub(crate) fn body(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn retry_after(mut response: Response, seconds: &'static str) -> Response {
+fn retry_after(mut response: Response, seconds: u64) -> Response {
     response
         .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
 }
 
@@ -208,16 +208,19 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Invalid(m) => body(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &m),
             ApiError::TimedOut(m) => body(StatusCode::REQUEST_TIMEOUT, "request_timeout", &m),
-            ApiError::Busy(m) => retry_after(
-                body(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &m),
-                "1",
+            ApiError::Busy {
+                message,
+                retry_after: seconds,
+            } => retry_after(
+                body(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &message),
+                seconds,
             ),
             ApiError::Retry(m) => {
-                retry_after(body(StatusCode::SERVICE_UNAVAILABLE, "retry", &m), "1")
+                retry_after(body(StatusCode::SERVICE_UNAVAILABLE, "retry", &m), 1)
             }
             ApiError::LostRace(m) => {
                 let mut response =
-                    retry_after(body(StatusCode::SERVICE_UNAVAILABLE, "retry", &m), "1");
+                    retry_after(body(StatusCode::SERVICE_UNAVAILABLE, "retry", &m), 1);
                 response.extensions_mut().insert(LostRace);
                 response
             }
@@ -242,7 +245,7 @@ impl IntoResponse for ApiError {
                             DATABASE_UNAVAILABLE,
                             "the database did not answer in time; try again later",
                         ),
-                        "1",
+                        1,
                     )
                 }
             }
@@ -256,7 +259,7 @@ impl IntoResponse for ApiError {
                         DATABASE_UNAVAILABLE,
                         "the connection to the database was lost and nothing was saved; try again later",
                     ),
-                    "1",
+                    1,
                 )
             }
             ApiError::OutcomeUnknown(detail) => {
@@ -269,7 +272,7 @@ impl IntoResponse for ApiError {
                         OUTCOME_UNKNOWN,
                         OUTCOME_UNKNOWN_MESSAGE,
                     ),
-                    "1",
+                    1,
                 )
             }
             ApiError::Database(detail) => {

@@ -113,6 +113,37 @@ async fn refused_connects_wait_for_the_working_connection() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn first_connects_do_not_refuse_each_other_when_one_slot_is_left() {
+    // F9 on PostgreSQL: a role with one connection slot left. Two first
+    // connects in flight together would both be refused, and a pool with no
+    // connection fails its waiters fast: the first connect goes alone.
+    let m = Scripted::default();
+    m.room_for(1);
+    let pool = pool_with(&m, |b| {
+        b.max_size(5)
+            .max_connecting(2)
+            .checkout_timeout(Duration::from_secs(5))
+    });
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let p = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = p.get().await?;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(c);
+            Ok::<_, PoolError>(())
+        }));
+    }
+    for t in tasks {
+        t.await
+            .unwrap()
+            .expect("served through the one connection the server allows");
+    }
+    assert_eq!(m.max_live(), 1);
+    check(&pool);
+}
+
+#[tokio::test(start_paused = true)]
 async fn connects_are_bounded_and_never_exceed_max_open() {
     let m = Scripted::default();
     m.connects((0..50).map(|_| Step::Slow(Duration::from_millis(50))));

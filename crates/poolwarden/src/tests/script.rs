@@ -70,6 +70,11 @@ pub(crate) struct Script {
     pub(crate) signal: Mutex<Option<crate::ServerSignal>>,
     /// Times `cut_in_flight` was called.
     pub(crate) cuts: AtomicUsize,
+    /// Sessions the server has room for (0: no limit), counting starting
+    /// sessions before checking, as PostgreSQL's per-role limit does: two
+    /// connects in flight together with one place left refuse each other.
+    pub(crate) room: AtomicUsize,
+    starting: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -118,6 +123,11 @@ impl Scripted {
         let signal = self.0.signal.lock().clone().expect("attached");
         signal.unresponsive(ScriptError(ErrorClass::Unresponsive))
     }
+    /// The server has room for `n` sessions (see [`Script::room`]).
+    pub(crate) fn room_for(&self, n: usize) -> &Self {
+        self.0.room.store(n, SeqCst);
+        self
+    }
     pub(crate) fn count_cuts(&self) -> usize {
         self.0.cuts.load(SeqCst)
     }
@@ -147,6 +157,21 @@ impl Manager for Scripted {
         let step = self.0.connect.lock().pop_front();
         self.0.counts.connects.fetch_add(1, SeqCst);
         run(step).await?;
+        let room = self.0.room.load(SeqCst);
+        if room > 0 {
+            // Counted first, checked after the other starting sessions had
+            // their turn (a current-thread runtime runs them in between).
+            self.0.starting.fetch_add(1, SeqCst);
+            tokio::task::yield_now().await;
+            let full = self.live() + self.0.starting.load(SeqCst) > room;
+            if full {
+                // A refused session is counted until it has exited.
+                tokio::task::yield_now().await;
+                self.0.starting.fetch_sub(1, SeqCst);
+                return Err(ScriptError(ErrorClass::Keep));
+            }
+            self.0.starting.fetch_sub(1, SeqCst);
+        }
         let live = self.0.counts.live.fetch_add(1, SeqCst) + 1;
         self.0.counts.max_live.fetch_max(live, SeqCst);
         Ok(Conn {
