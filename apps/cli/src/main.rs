@@ -7,6 +7,7 @@ mod checks;
 mod cli;
 mod cluster;
 mod error;
+mod exit;
 mod facts;
 mod live;
 mod render;
@@ -20,9 +21,7 @@ use poolwarden::redact::Redactor;
 
 use crate::cli::{Cli, ColorWhen, Command, DoctorArgs};
 use crate::error::DoctorError;
-
-/// Exit code when the doctor could not diagnose.
-const EXIT_UNDIAGNOSED: u8 = 3;
+use crate::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -32,7 +31,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
-                _ => ExitCode::from(EXIT_UNDIAGNOSED),
+                _ => Exit::Undiagnosed.into(),
             };
         }
     };
@@ -51,7 +50,7 @@ fn main() -> ExitCode {
             let mut out = anstream::stdout();
             let _ = out.write_all(redactor.text(&report).as_bytes());
             let _ = out.flush();
-            ExitCode::from(code)
+            code.into()
         }
         Err(e) => {
             let message = redactor.text(&e.to_string());
@@ -60,13 +59,13 @@ fn main() -> ExitCode {
             }
             let mut err = anstream::stderr();
             let _ = writeln!(err, "error: {message}");
-            ExitCode::from(EXIT_UNDIAGNOSED)
+            Exit::Undiagnosed.into()
         }
     }
 }
 
 /// Runs `doctor`; returns the report to print and the exit code.
-fn run(args: &DoctorArgs) -> Result<(String, u8), DoctorError> {
+fn run(args: &DoctorArgs) -> Result<(String, Exit), DoctorError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

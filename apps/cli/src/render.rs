@@ -12,6 +12,7 @@ use poolwarden::PoolConfig;
 use serde_json::{json, Value};
 
 use crate::checks::{fmt_bytes, fmt_d, secs_str, worst, Finding, Severity};
+use crate::exit::Exit;
 use crate::facts::ServerFacts;
 use crate::live::LiveReport;
 
@@ -31,13 +32,13 @@ fn sev_style(s: Severity) -> Style {
     }
 }
 
-/// The exit code for a set of findings: 0 nothing above info, 1 warnings,
-/// 2 errors.
-pub(crate) fn exit_code(findings: &[Finding]) -> u8 {
+/// The exit code for a set of findings: [`Exit::Clean`] nothing above
+/// info, [`Exit::Warnings`], [`Exit::Errors`].
+pub(crate) fn exit_code(findings: &[Finding]) -> Exit {
     match worst(findings) {
-        Severity::Ok | Severity::Info => 0,
-        Severity::Warn => 1,
-        Severity::Error => 2,
+        Severity::Ok | Severity::Info => Exit::Clean,
+        Severity::Warn => Exit::Warnings,
+        Severity::Error => Exit::Errors,
     }
 }
 
@@ -143,7 +144,7 @@ fn summary_line(out: &mut String, findings: &[Finding]) {
     let count = |s| findings.iter().filter(|f| f.severity == s).count();
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let code = exit_code(findings);
+    let code = exit_code(findings).code();
     let st = sev_style(worst(findings));
     let _ = writeln!(
         out,
@@ -435,7 +436,7 @@ pub(crate) fn summary_json(findings: &[Finding]) -> Value {
         "warn": count(Severity::Warn),
         "info": count(Severity::Info),
         "ok": count(Severity::Ok),
-        "exit_code": exit_code(findings),
+        "exit_code": exit_code(findings).code(),
     })
 }
 
@@ -474,7 +475,7 @@ pub(crate) fn live_json(target: &str, report: &LiveReport, findings: &[Finding])
 
 /// An error, for scripts (`--json`).
 pub(crate) fn error_json(message: &str) -> Value {
-    json!({ "error": message, "summary": { "exit_code": 3 } })
+    json!({ "error": message, "summary": { "exit_code": Exit::Undiagnosed.code() } })
 }
 
 #[cfg(test)]
@@ -558,11 +559,11 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_worst_finding() {
-        assert_eq!(exit_code(&[]), 0);
+        assert_eq!(exit_code(&[]).code(), 0);
         let mut fs = check_server(&facts(), &PoolConfig::default(), 1, None);
-        assert_eq!(exit_code(&fs), 1);
+        assert_eq!(exit_code(&fs).code(), 1);
         fs = check_server(&facts(), &PoolConfig::default(), 100, None);
-        assert_eq!(exit_code(&fs), 2);
+        assert_eq!(exit_code(&fs).code(), 2);
     }
 
     #[test]

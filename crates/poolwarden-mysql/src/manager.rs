@@ -287,6 +287,13 @@ impl MySqlManager {
         self.killer.timeout()
     }
 
+    /// Whether the manager tells the pool the server's `wait_timeout` (see
+    /// [`discover_server_timeout`](Self::discover_server_timeout); `true`
+    /// unless set).
+    pub fn configured_discover_server_timeout(&self) -> bool {
+        self.report_server_timeout
+    }
+
     /// Commands that passed their deadline and what became of their kills,
     /// since the manager was built. Also recorded through the `metrics`
     /// facade (feature `metrics`) as [`METRIC_COMMAND_TIMEOUTS`] and
@@ -474,6 +481,16 @@ mod tests {
         assert_eq!(m.configured_kill_timeout(), Duration::from_secs(1));
         assert_eq!(m.deadline_stats(), DeadlineStats::default());
         assert!(format!("{m:?}").contains("command_timeout: None"));
+    }
+
+    #[test]
+    fn the_server_timeout_is_reported_unless_turned_off() {
+        let m = MySqlManager::new(OptsBuilder::default());
+        assert!(m.configured_discover_server_timeout());
+        let m = m.discover_server_timeout(false);
+        assert!(!m.configured_discover_server_timeout());
+        let m = m.discover_server_timeout(true);
+        assert!(m.configured_discover_server_timeout());
     }
 
     #[test]

@@ -29,13 +29,14 @@ pub(crate) fn check_server(
     out.extend(max_used(facts));
     out.extend(aborted_clients(facts));
     out.extend(aborted_connects(facts));
-    // NOTE: both managers report the server's idle timeout to the pool at
-    // connect by default (`MySqlManager`: `wait_timeout`, no getter for it
-    // yet; `PgManager`: `idle_session_timeout`, from
-    // `PgServerFacts::to_connection_facts`, as its getter says).
+    // Whether the pool learns the server's idle timeout at connect
+    // (`MySqlManager`: `wait_timeout`; `PgManager`: `idle_session_timeout`):
+    // what each manager does by default, as its getter says.
     let learns = match facts.flavor {
         Flavor::Postgres => postgres_manager_defaults().configured_discover_server_timeout(),
-        _ => true,
+        Flavor::MySql | Flavor::MariaDb => {
+            mysql_manager_defaults().configured_discover_server_timeout()
+        }
     };
     out.push(validation(cfg, t, name, learns));
     out.push(leak_detection(cfg, t, name));
@@ -49,6 +50,12 @@ pub(crate) fn check_server(
     out.extend(max_allowed_packet(facts));
     sort_worst_first(&mut out);
     out
+}
+
+/// A MySQL/MariaDB manager as the application builds it by default (see
+/// [`postgres_manager_defaults`]).
+pub(crate) fn mysql_manager_defaults() -> poolwarden_mysql::MySqlManager {
+    poolwarden_mysql::MySqlManager::new(mysql_async::OptsBuilder::default())
 }
 
 pub(crate) fn sort_worst_first(findings: &mut [Finding]) {

@@ -10,5 +10,6 @@ mod logs;
 mod lost;
 mod races;
 mod restart;
+mod routes;
 mod starvation;
 mod writes;

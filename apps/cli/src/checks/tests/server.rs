@@ -218,3 +218,29 @@ fn bytes_and_durations_read_well() {
     assert_eq!(secs_str(1.5), "1s 500ms");
     assert_eq!(secs_str(f64::NAN), "0s");
 }
+
+// ---- F1/F3 validation, as the MySQL manager's defaults make it
+
+#[test]
+fn the_mysql_pool_retires_idle_connections_when_its_manager_reports_wait_timeout() {
+    // The MySQL manager reports wait_timeout to the pool by default (its
+    // getter says so): a bypass window past it is no warning, the pool
+    // retires idle connections at poolwarden::rules::server_limit.
+    assert!(mysql_manager_defaults().configured_discover_server_timeout());
+    let mut c = cfg();
+    c.validation_bypass = d(120);
+    for flavor in [Flavor::MySql, Flavor::MariaDb] {
+        let mut facts = mysql(60);
+        facts.flavor = flavor;
+        let fs = check_server(&facts, &c, 1, None);
+        let f = find(&fs, "validation");
+        assert_eq!(f.severity, Severity::Ok, "{flavor:?}: {}", f.message);
+        assert_eq!(
+            f.numbers.get("retires_idle_after"),
+            Some(&serde_json::json!(
+                poolwarden::rules::server_limit(d(60)).as_secs_f64()
+            )),
+            "{flavor:?}"
+        );
+    }
+}
