@@ -13,7 +13,9 @@
 //!   `Retry-After` it was given (plus up to half as much again at random, so
 //!   the refused do not all come back in the same millisecond); accepted
 //!   (202), it polls `GET /reports/{id}` once a second until the report is
-//!   done, then asks for the next one.
+//!   done, then asks for the next one. A connection the server closed while
+//!   it waited (longer than `http.idle_timeout`) is replaced, not counted
+//!   as an error.
 //!
 //! Every loop ends by time and by count; the HTTP server's connection cap
 //! is raised to let every client in (`http.max_connections`, 1024 by
@@ -213,6 +215,17 @@ async fn connect(addr: std::net::SocketAddr) -> Result<Sender, Box<dyn std::erro
     Ok(sender)
 }
 
+/// Replace `sender` with a new connection; `false` if connecting failed.
+async fn reopen(sender: &mut Sender, addr: std::net::SocketAddr) -> bool {
+    match connect(addr).await {
+        Ok(s) => {
+            *sender = s;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// One answer: its status, its `Retry-After` (seconds) and its body.
 struct Answer {
     status: u16,
@@ -276,23 +289,17 @@ async fn report_client(addr: std::net::SocketAddr, deadline: Instant) -> ReportC
     let mut asked = 0u64;
     while Instant::now() < deadline && asked < MAX_REPORTS_PER_CLIENT {
         asked += 1;
-        if sender.is_closed() {
-            // The server closed the connection while it sat idle longer
-            // than `http.idle_timeout` (a long `Retry-After`): as an HTTP
-            // client's connection pool does, open another; not an error.
-            match connect(addr).await {
-                Ok(s) => sender = s,
-                Err(_) => {
-                    c.errors += 1;
-                    return c;
-                }
-            }
+        // A connection the server closed while it sat idle longer than
+        // `http.idle_timeout` (a long `Retry-After`) is replaced, as an HTTP
+        // client's connection pool does; not an error.
+        if sender.is_closed() && !reopen(&mut sender, addr).await {
+            c.errors += 1;
+            return c;
         }
         let Some(a) = send(&mut sender, "POST", "/reports").await else {
             c.errors += 1;
-            match connect(addr).await {
-                Ok(s) => sender = s,
-                Err(_) => return c,
+            if !reopen(&mut sender, addr).await {
+                return c;
             }
             continue;
         };
@@ -324,9 +331,8 @@ async fn report_client(addr: std::net::SocketAddr, deadline: Instant) -> ReportC
                         }
                         None => {
                             c.errors += 1;
-                            match connect(addr).await {
-                                Ok(s) => sender = s,
-                                Err(_) => return c,
+                            if !reopen(&mut sender, addr).await {
+                                return c;
                             }
                             break;
                         }

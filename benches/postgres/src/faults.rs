@@ -199,6 +199,9 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
     );
     println!("| contender | served | errors | took (s) | regrowth (ms) |");
     println!("|---|---|---|---|---|");
+    // The error texts are printed: masked like every other text that may
+    // carry the role's URL or password.
+    let redactor = poolwarden::redact::Redactor::for_url(url_for_role);
     let mut explained = Vec::new();
     for kind in Kind::ALL {
         if kind == Kind::Dedicated {
@@ -252,11 +255,8 @@ pub(crate) async fn one_slot(db: &Postgres, url_for_role: &str) {
             }
         );
         for (text, n) in &error_texts {
-            explained.push(format!(
-                "- {}: {n} × `{}`",
-                kind.name(),
-                text.replace('`', "'")
-            ));
+            let text = redactor.text(text).replace('`', "'");
+            explained.push(format!("- {}: {n} × `{text}`", kind.name()));
         }
         if let Ok(c) = Arc::try_unwrap(c) {
             c.close().await;

@@ -256,20 +256,7 @@ impl<M: Manager> Shared<M> {
         let demand = self.demand(st);
         let backoff_over = st.connect.next_attempt.is_none_or(|t| now >= t);
         if backoff_over {
-            // While the pool holds no connection, one connect at a time: the
-            // first proves the server takes connections before the rest
-            // follow (each success plans the next, in `connect_one`). Started
-            // together, first connects can refuse each other: PostgreSQL
-            // counts a starting session against a role's `CONNECTION LIMIT`
-            // before checking it, so two starting at once with one slot free
-            // can both be refused, and a pool with no connection fails its
-            // waiting checkouts fast (F9).
-            let in_flight = if st.open() == 0 {
-                1
-            } else {
-                self.cfg.max_connecting
-            };
-            while st.connecting() < demand.min(in_flight) {
+            while st.connecting() < demand.min(self.connects_allowed(st)) {
                 let Some(reservation) = Reservation::reserve(self, st) else {
                     break;
                 };
@@ -287,6 +274,22 @@ impl<M: Manager> Shared<M> {
             plan.black_hole = st.connect.black_hole.clone();
         }
         plan
+    }
+
+    /// How many connects may be in flight now: `max_connecting`, but one
+    /// while the pool holds no connection. The first proves the server
+    /// takes connections before the rest follow (each success plans the
+    /// next, in `connect_one`). Started together, first connects can refuse
+    /// each other: PostgreSQL counts a starting session against a role's
+    /// `CONNECTION LIMIT` before checking it, so two starting at once with
+    /// one slot free can both be refused, and a pool with no connection
+    /// fails its waiting checkouts fast (F9).
+    pub(crate) fn connects_allowed(&self, st: &State<M::Connection>) -> u32 {
+        if st.open() == 0 {
+            1
+        } else {
+            self.cfg.max_connecting
+        }
     }
 
     /// The effect part: start the reserved connects (outside the lock).

@@ -25,9 +25,10 @@ impl<M: Manager> Pool<M> {
             let notified = shared.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (idle, connecting, closed) = {
+            let (idle, connecting, allowed, closed) = {
                 let st = shared.inv.lock();
-                (st.idle(), st.connecting(), st.closed())
+                let allowed = shared.connects_allowed(&st);
+                (st.idle(), st.connecting(), allowed, st.closed())
             };
             if closed {
                 return Err(PoolError::Closed);
@@ -35,7 +36,7 @@ impl<M: Manager> Pool<M> {
             if idle >= want {
                 return Ok(());
             }
-            if idle + connecting >= want {
+            if idle + connecting >= want || connecting >= allowed {
                 notified.await; // a connect in flight will settle it
                 continue;
             }

@@ -52,7 +52,7 @@ pub(crate) struct Reports {
     /// milliseconds (a moving average; 0 before the first): what a refused
     /// client is told to wait, since a report accepted now would take about
     /// as long. A fixed 1 s had 2,000 refused clients come back ~1,500
-    /// times a second, and answering them slowed the account reads.
+    /// times a second (BENCHMARKS.md, "A truthful `Retry-After`").
     turnaround_ms: AtomicU64,
     /// Caps the pool's connections report work may hold.
     pub(crate) bulkhead: Bulkhead,
